@@ -1,0 +1,1 @@
+"""IMDB LSTM sentiment pipeline: one module per DVC stage, plus config, tracking and model."""

@@ -1,0 +1,182 @@
+"""The one place that composes and validates configuration.
+
+Two ways in, one validated `Config` out:
+  * `compose(overrides)` composes conf/ (+ an experiment preset + Hydra overrides): what
+    `python -m src.train model.units=64` and the sweep use;
+  * `load(path)` reads params.yaml, the composed config DVC tracks: what DVC stages use,
+    so that `dvc exp run -S ...` (which rewrites params.yaml) reaches them.
+
+The dataclasses below are the schema: types only. Defaults live in conf/, once each.
+`python -m src.config [overrides]` writes params.yaml from conf/.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from src.errors import UserError, command
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass
+class DataConfig:
+    url: str
+    sha256: str
+    num_words: int
+    val_fraction: float
+    split_seed: int
+    maxlen: int
+    padding: str
+    truncating: str
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int
+    units: int
+    dropout: float
+    bidirectional: bool
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    patience: int
+    eval_batch_size: int
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str
+    run_name: str | None
+
+
+@dataclass
+class PathsConfig:
+    raw: str
+    tokens: str
+    padded: str
+    model: str
+    reports: str
+
+
+@dataclass
+class Config:
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    paths: PathsConfig
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _checks(cfg: Config) -> list[tuple[bool, str]]:
+    """(is_valid, message) for every value constraint the code relies on."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    return [
+        (d.num_words >= 3, f"data.num_words must be >= 3 (padding, unknown, and at least one word), got {d.num_words}"),
+        (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {d.val_fraction}"),
+        (d.maxlen > 0, f"data.maxlen must be > 0, got {d.maxlen}"),
+        (d.padding in ("pre", "post"), f"data.padding must be 'pre' or 'post', got {d.padding!r}"),
+        (d.truncating in ("pre", "post"), f"data.truncating must be 'pre' or 'post', got {d.truncating!r}"),
+        (len(d.sha256) == 64 and all(c in "0123456789abcdef" for c in d.sha256.lower()),
+         f"data.sha256 must be 64 hex digits, got {d.sha256!r}"),
+        (m.embedding_dim > 0, f"model.embedding_dim must be > 0, got {m.embedding_dim}"),
+        (m.units > 0, f"model.units must be > 0, got {m.units}"),
+        (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
+        (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
+        (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
+        (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
+        (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
+        (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
+        (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
+    ]
+
+
+def validate(raw: dict) -> Config:
+    """Check a plain dict against the schema; raise UserError naming the first problem."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(raw))
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        # OmegaConf's first line names the key and the problem ("Key 'unitz' not in 'ModelConfig'").
+        raise UserError(f"invalid config: {str(exc).splitlines()[0]}") from None
+    for ok, message in _checks(cfg):
+        if not ok:
+            raise UserError(f"invalid config: {message}")
+    return cfg
+
+
+def compose(overrides: list[str] = ()) -> Config:
+    """Compose conf/ with Hydra overrides (e.g. ["experiment=lecture12", "model.units=64"])."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            composed = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        first_line = str(exc).splitlines()[0]
+        if first_line.startswith("Could not override"):
+            first_line += " No such key in conf/."
+        raise UserError(f"invalid override: {first_line}") from None
+    return validate(OmegaConf.to_container(composed, resolve=True))
+
+
+def load(path: str | Path = PARAMS_FILE) -> Config:
+    """Read and validate the composed config DVC tracks."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `python -m src.config` to compose it from conf/")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a mapping of config sections")
+    return validate(raw)
+
+
+def from_argv(argv: list[str]) -> Config:
+    """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/."""
+    if argv[:1] == ["--params"]:
+        if len(argv) != 2:
+            raise UserError("usage: --params FILE (no overrides: edit conf/ or use `dvc exp run -S`)")
+        return load(argv[1])
+    return compose(argv)
+
+
+def to_yaml(cfg: Config) -> str:
+    header = "# Generated from conf/ by `python -m src.config` (or `dvc exp run`). Do not edit by hand.\n"
+    return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    """Write params.yaml composed from conf/ and the given overrides."""
+    from src.artifacts import atomic_write_text
+
+    cfg = compose(sys.argv[1:] if argv is None else argv)
+    atomic_write_text(PARAMS_FILE, to_yaml(cfg))
+    print(f"wrote {PARAMS_FILE}")
+
+
+if __name__ == "__main__":
+    main()

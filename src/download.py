@@ -1,0 +1,131 @@
+"""DVC stage `download`: fetch the IMDB archive, verify its sha256, extract the labeled reviews.
+
+The source is data.url / data.sha256, or IMDB_URL / IMDB_SHA256 when set (an http(s) URL,
+a file:// URL or a local path). Only aclImdb/{train,test}/{pos,neg}/*.txt are extracted; the
+unlabeled train/unsup reviews and the .feat/url files are skipped whether present or not.
+Every member is checked with tarfile's "data" filter first, so an archive holding a path
+that escapes the output folder, or a link pointing outside it, is refused as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from src import config
+from src.artifacts import atomic_path
+from src.errors import UserError, command
+
+REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
+SOURCE_FILE = "source.json"  # written beside the reviews: which archive they came from
+
+
+def resolve_source(cfg: config.Config) -> tuple[str, str]:
+    url = os.environ.get("IMDB_URL") or cfg.data.url
+    sha256 = (os.environ.get("IMDB_SHA256") or cfg.data.sha256).lower()
+    return url, sha256
+
+
+def fetch(url: str, workdir: Path) -> tuple[Path, bool]:
+    """Path of the archive, downloading it into workdir if remote; and whether it was."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        return _download(url, workdir / "archive.tar.gz"), True
+    if parsed.scheme == "file":
+        path = Path(url2pathname(parsed.path))
+    elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path (or a Windows drive)
+        path = Path(url)
+    else:
+        raise UserError(f"unsupported archive URL {url!r}: use http(s)://, file:// or a local path")
+    if not path.is_file():
+        raise UserError(f"archive not found: {path}")
+    return path, False
+
+
+def _download(url: str, target: Path) -> Path:
+    from tqdm import tqdm
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"cannot download {url}: {reason}") from None
+    return target
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def extract_reviews(archive: Path, dest: Path) -> dict[str, int]:
+    """Extract the labeled reviews into dest; return the number per split/label folder."""
+    counts = {f"{split}/{label}": 0 for split in ("train", "test") for label in ("pos", "neg")}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                try:
+                    tarfile.data_filter(member, str(dest))
+                except tarfile.FilterError as exc:
+                    raise UserError(f"{archive}: refusing unsafe archive member {member.name!r}: {exc}") from None
+                match = REVIEW_MEMBER.match(member.name)
+                if not match:
+                    continue
+                if not member.isfile():
+                    raise UserError(f"{archive}: review {member.name!r} is not a regular file")
+                tar.extract(member, dest, filter="data")
+                counts[f"{match[1]}/{match[2]}"] += 1
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise UserError(f"{archive} is not a readable .tar.gz archive (corrupt or truncated?): {exc}") from None
+    empty = [folder for folder, n in counts.items() if n == 0]
+    if empty:
+        raise UserError(f"{archive} lacks reviews in aclImdb/{', aclImdb/'.join(empty)}: not the IMDB layout")
+    return counts
+
+
+def download(cfg: config.Config) -> dict[str, int]:
+    url, expected = resolve_source(cfg)
+    with atomic_path(cfg.paths.raw, directory=True) as tmp:
+        archive, downloaded = fetch(url, tmp)
+        actual = sha256_of(archive)
+        if actual != expected:
+            raise UserError(
+                f"checksum mismatch for {url}: expected sha256 {expected}, got {actual} "
+                "(set IMDB_SHA256 if you meant to use this archive)"
+            )
+        counts = extract_reviews(archive, tmp)
+        source = {"url": url, "sha256": actual, "bytes": archive.stat().st_size, "reviews": counts}
+        if downloaded:
+            archive.unlink()
+        (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+    return counts
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    counts = download(cfg)
+    print(f"extracted {sum(counts.values())} reviews to {cfg.paths.raw}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    main()

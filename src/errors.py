@@ -1,0 +1,43 @@
+"""Errors a user can cause, and how a command ends: one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad config, bad archive, missing data). Its message is
+    the whole report, so it says what is wrong and, where useful, what to do."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so cleanup (temporary outputs, MLflow run
+    status) runs on the way out instead of the process vanishing mid-write."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def command(main):
+    """Wrap a command's main(): a UserError ends as `error: <message>` with exit status 2,
+    Ctrl-C with 130 and SIGTERM with 143, after the `finally` blocks on the way have run."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            return main(*args, **kwargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            raise SystemExit(143) from None
+
+    return wrapper

@@ -1,0 +1,93 @@
+"""DVC stage `evaluate`: score the trained model on the test split.
+
+Writes DVC metrics (accuracy, loss, ROC AUC, F1, confusion matrix) and plots (ROC curve,
+confusion matrix), and adds the test metrics to the MLflow run that trained the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from src import config, tracking
+from src.artifacts import atomic_write_text
+from src.errors import UserError, command
+from src.pad import load_split
+from src.splits import read_json
+from src.train import MODEL_FILE, RUN_FILE
+
+METRICS_FILE = "metrics.json"
+ROC_FILE = "roc.csv"
+CONFUSION_FILE = "confusion.csv"
+LABEL_NAMES = np.array(["neg", "pos"])
+
+
+def score(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Test metrics and the ROC curve (rows of fpr, tpr, threshold)."""
+    from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
+
+    y_pred = (p_positive >= 0.5).astype(int)
+    p = np.clip(p_positive, 1e-7, 1 - 1e-7)  # Keras' epsilon, so the loss matches model.evaluate
+    loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    metrics = {
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "loss": loss,
+        "roc_auc": float(roc_auc_score(y_true, p_positive)),
+        "f1": float(f1_score(y_true, y_pred)),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+    fpr, tpr, thresholds = roc_curve(y_true, p_positive)
+    return metrics, np.column_stack([fpr, tpr, thresholds])
+
+
+def _csv(header: list[str], rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def evaluate(cfg: config.Config) -> dict:
+    import keras
+    import mlflow
+
+    model_path = Path(cfg.paths.model) / MODEL_FILE
+    if not model_path.is_file():
+        raise UserError(f"{model_path} not found: run the train stage first (`dvc repro train`)")
+    run_id = read_json(Path(cfg.paths.model) / RUN_FILE)["run_id"]
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    x_test, y_test = load_split(cfg, "test")
+    p_positive = model.predict(x_test, batch_size=cfg.train.eval_batch_size, verbose=0).ravel()
+    metrics, roc = score(y_test.astype(int), p_positive)
+
+    with tracking.run(cfg, run_id=run_id):
+        reports = Path(cfg.paths.reports)
+        atomic_write_text(reports / ROC_FILE, _csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
+        y_pred = (p_positive >= 0.5).astype(int)
+        atomic_write_text(reports / CONFUSION_FILE,
+                          _csv(["actual", "predicted"], zip(LABEL_NAMES[y_test], LABEL_NAMES[y_pred])))
+        # The metrics file last: it is what `dvc metrics show` reads as "evaluation done".
+        atomic_write_text(reports / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        cm = metrics["confusion_matrix"]
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
+                           | {f"test_{k}": v for k, v in cm.items()})
+        mlflow.log_artifact(str(reports / METRICS_FILE))
+    return metrics
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    m = evaluate(cfg)
+    print(f"test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, ROC AUC {m['roc_auc']:.4f}, F1 {m['f1']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

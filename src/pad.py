@@ -1,0 +1,50 @@
+"""DVC stage `pad`: unpadded token ids -> fixed-length int32 arrays (data.maxlen, padding, truncating)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from src import config
+from src.artifacts import atomic_path
+from src.errors import command
+from src.splits import SPLITS, load_padded, load_ragged, read_json, save_padded
+from src.text import pad
+
+META_FILE = "meta.json"  # the padding settings the arrays were made with
+
+
+def padding_settings(cfg: config.Config) -> dict:
+    return {"maxlen": cfg.data.maxlen, "padding": cfg.data.padding, "truncating": cfg.data.truncating}
+
+
+def pad_splits(cfg: config.Config) -> None:
+    settings = padding_settings(cfg)
+    with atomic_path(cfg.paths.padded, directory=True) as tmp:
+        for split in SPLITS:
+            sequences, labels = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
+            save_padded(tmp / f"{split}.npz", pad(sequences, **settings), labels)
+        (tmp / META_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def load_split(cfg: config.Config, split: str):
+    """(x, y) of a split padded as cfg says: the pad stage's arrays when they match cfg,
+    else padded now from the token ids (a sweep trial or a command-line maxlen override)."""
+    padded = Path(cfg.paths.padded)
+    if (padded / META_FILE).is_file() and read_json(padded / META_FILE) == padding_settings(cfg):
+        return load_padded(padded / f"{split}.npz")
+    sequences, labels = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
+    return pad(sequences, **padding_settings(cfg)), labels
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    pad_splits(cfg)
+    print(f"padded {', '.join(SPLITS)} to {cfg.data.maxlen} tokens ({cfg.data.padding} padding, "
+          f"{cfg.data.truncating} truncation) in {cfg.paths.padded}")
+
+
+if __name__ == "__main__":
+    main()

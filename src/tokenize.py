@@ -1,0 +1,87 @@
+"""DVC stage `tokenize`: reviews -> vocabulary and unpadded token ids per split.
+
+The validation split is carved from the training reviews (seeded, stratified by label)
+before the vocabulary is counted, so neither validation nor test text shapes the vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from src import config
+from src.artifacts import atomic_path
+from src.errors import UserError, command
+from src.splits import save_ragged
+from src.text import Vocabulary
+
+LABELS = {"neg": 0, "pos": 1}
+
+
+def read_reviews(folder: Path) -> tuple[list[str], list[int]]:
+    """All reviews under folder/{neg,pos}, in a stable order. Undecodable bytes become U+FFFD."""
+    texts, labels = [], []
+    for name, label in LABELS.items():
+        files = sorted((folder / name).glob("*.txt"))
+        if not files:
+            raise UserError(f"no reviews in {folder / name}: run the download stage (`dvc repro download`)")
+        for path in files:
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+            labels.append(label)
+    return texts, labels
+
+
+def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): val_fraction of each label, chosen by a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(len(idx) * val_fraction))
+        if n_val == 0 or n_val == len(idx):
+            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                            f"for label {label} ({len(idx)} reviews)")
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def tokenize(cfg: config.Config) -> dict:
+    raw = Path(cfg.paths.raw) / "aclImdb"
+    train_texts, train_labels = read_reviews(raw / "train")
+    test_texts, test_labels = read_reviews(raw / "test")
+    train_idx, val_idx = stratified_split(train_labels, cfg.data.val_fraction, cfg.data.split_seed)
+
+    vocab = Vocabulary.build((train_texts[i] for i in train_idx), cfg.data.num_words)
+    splits = {
+        "train": [(train_texts[i], train_labels[i]) for i in train_idx],
+        "val": [(train_texts[i], train_labels[i]) for i in val_idx],
+        "test": list(zip(test_texts, test_labels)),
+    }
+    stats = {"vocab_size": vocab.size}
+    with atomic_path(cfg.paths.tokens, directory=True) as tmp:
+        vocab.save(tmp / "vocab.txt")
+        for name, rows in splits.items():
+            sequences = [vocab.encode(text) for text, _ in rows]
+            save_ragged(tmp / f"{name}.npz", sequences, [label for _, label in rows])
+            lengths = np.array([len(s) for s in sequences])
+            stats[name] = {"reviews": len(rows), "median_tokens": float(np.median(lengths)),
+                           "empty": int((lengths == 0).sum())}
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    stats = tokenize(cfg)
+    print(f"vocabulary of {stats['vocab_size']} ids; "
+          + ", ".join(f"{s} {stats[s]['reviews']} reviews" for s in ("train", "val", "test")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The one place MLflow runs are opened, tagged and closed.
+
+The store is MLFLOW_TRACKING_URI when set, else mlflow.db (SQLite) at the project root,
+addressed by absolute path. Under `dvc exp run --queue` a stage runs in a copy of the
+project under .dvc/tmp/exps; DVC_ROOT then names the real project, so runs land there.
+
+Every run ends with a truthful status: FINISHED, FAILED on an exception, KILLED on Ctrl-C
+or SIGTERM. A SIGKILLed process cannot say anything, so each new run first marks KILLED
+any RUNNING run whose process (recorded in its tags) is gone from this host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from src.config import Config
+from src.errors import Terminated, UserError
+
+HOST_TAG = "process.host"
+PID_TAG = "process.pid"
+
+
+def tracking_uri() -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def flat_params(cfg: Config) -> dict[str, str]:
+    """Every resolved config value as a dotted MLflow param ("model.units": "128")."""
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = str(value)
+    return flat
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
+    """KILLED for RUNNING runs started on this host by a process that no longer exists."""
+    host = socket.gethostname()
+    orphans = []
+    for run in client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    ):
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            orphans.append(run.info.run_id)
+    return orphans
+
+
+def _connect(cfg: Config):
+    """Point MLflow at the store and return (client, experiment_id), or fail in one line."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.set_experiment(cfg.tracking.experiment)
+    except (MlflowException, OSError) as exc:
+        raise UserError(f"cannot use MLflow tracking store {uri}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # e.g. SQLAlchemy/requests errors for a wrong URL
+        raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {exc}") from None
+    return mlflow.MlflowClient(), experiment.experiment_id
+
+
+@contextlib.contextmanager
+def run(cfg: Config, *, run_id: str | None = None, tags: dict[str, str] | None = None):
+    """Open (or, with run_id, reopen) an MLflow run and close it with a truthful status."""
+    import mlflow
+
+    client, experiment_id = _connect(cfg)
+    mark_orphaned_runs_killed(client, experiment_id)
+    if run_id is not None and _find_run(client, run_id) is None:
+        raise UserError(f"MLflow run {run_id} is not in {tracking_uri()}: re-run training (`dvc repro -f train`)")
+    base_tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    if run_id is None:
+        commit = git_commit()
+        if commit:
+            base_tags["mlflow.source.git.commit"] = commit
+        if os.environ.get("DVC_EXP_NAME"):
+            base_tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else cfg.tracking.run_name,
+                              tags=base_tags | (tags or {}))
+    try:
+        yield active
+    except (KeyboardInterrupt, Terminated):
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def _find_run(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        return None

@@ -1,0 +1,117 @@
+"""DVC stage `train`: fit the LSTM on the padded training split, validate each epoch.
+
+`python -m src.train [overrides]` composes conf/ (e.g. `experiment=lecture12 model.units=64`);
+the DVC stage runs `python -m src.train --params params.yaml`. Both call `train(cfg)`, as the
+sweep does. Writes the model (.keras), the per-epoch history (a DVC plot) and the id of the
+MLflow run, which the evaluate stage reopens to add the test metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+from src import config, tracking
+from src.artifacts import atomic_path, atomic_write_text
+from src.errors import UserError, command
+from src.pad import load_split
+from src.splits import read_json
+
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"          # {"run_id": ...}: the MLflow run that trained the model
+HISTORY_FILE = "history.csv"   # one row per epoch: the training-curve plot
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _epoch_logger():
+    import keras
+    import mlflow
+
+    class EpochLogger(keras.callbacks.Callback):
+        """Per-epoch metrics and wall seconds to MLflow and to `rows` (the history plot)."""
+
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in EPOCH_METRICS}
+            row["epoch_seconds"] = time.perf_counter() - self._started
+            self.rows.append(row)
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+
+    return EpochLogger()
+
+
+def _history_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def dataset_tags(cfg: config.Config) -> dict[str, str]:
+    from src.download import SOURCE_FILE
+
+    source = Path(cfg.paths.raw) / SOURCE_FILE
+    return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
+
+
+def train(cfg: config.Config) -> dict:
+    """Train under an MLflow run; return the run id, best validation accuracy and epochs run."""
+    import keras
+    import mlflow
+
+    from src.model import build_model
+
+    x_train, y_train = load_split(cfg, "train")
+    x_val, y_val = load_split(cfg, "val")
+    largest_id = max(int(x_train.max(initial=0)), int(x_val.max(initial=0)))
+    if largest_id >= cfg.data.num_words:
+        raise UserError(f"token ids reach {largest_id} but data.num_words is {cfg.data.num_words}: "
+                        "re-run the tokenize stage with this data.num_words")
+
+    keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
+    model = build_model(cfg.model, cfg.data.num_words)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    logger = _epoch_logger()
+    callbacks = [logger]
+    if cfg.train.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=1))
+
+    model_dir = Path(cfg.paths.model)
+    with tracking.run(cfg, tags=dataset_tags(cfg)) as active:
+        mlflow.log_params(tracking.flat_params(cfg))
+        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=cfg.train.epochs,
+                  batch_size=cfg.train.batch_size, callbacks=callbacks, verbose=2)
+        best = max(row["val_accuracy"] for row in logger.rows)
+        mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
+
+        with atomic_path(model_dir / MODEL_FILE) as tmp:
+            model.save(tmp)
+        atomic_write_text(Path(cfg.paths.reports) / HISTORY_FILE, _history_csv(logger.rows))
+        mlflow.log_artifact(str(model_dir / MODEL_FILE), artifact_path="model")
+        atomic_write_text(model_dir / RUN_FILE, json.dumps({"run_id": active.info.run_id}) + "\n")
+    return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": len(logger.rows)}
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    result = train(cfg)
+    print(f"best val_accuracy {result['best_val_accuracy']:.4f} after {result['epochs']} epochs; "
+          f"MLflow run {result['run_id']}")
+
+
+if __name__ == "__main__":
+    main()
