@@ -113,8 +113,8 @@ def validate(raw: dict) -> Config:
         merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(raw))
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        # OmegaConf's first line names the key and the problem ("Key 'unitz' not in 'ModelConfig'").
-        raise UserError(f"invalid config: {str(exc).splitlines()[0]}") from None
+        where = f"{exc.full_key}: " if getattr(exc, "full_key", None) else ""
+        raise UserError(f"invalid config: {where}{str(exc).splitlines()[0]}") from None
     for ok, message in _checks(cfg):
         if not ok:
             raise UserError(f"invalid config: {message}")

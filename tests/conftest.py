@@ -1,0 +1,111 @@
+"""Tiny IMDB-layout archives and a shrunken config, so every test runs real code in seconds."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from src import config
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+POSITIVE = ["a wonderful film, great acting and a brilliant story",
+            "great fun, I loved it: excellent and moving",
+            "brilliant, wonderful, superb<br />a great film"]
+NEGATIVE = ["an awful film, terrible acting and a boring story",
+            "boring and dull, I hated it: awful waste",
+            "terrible, awful, worst<br />a boring film"]
+
+# Small enough to train in a second or two, big enough to learn the toy sentiment.
+TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
+                  "model.embedding_dim=8", "model.units=8", "train.epochs=2",
+                  "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16"]
+
+
+def review_files(per_folder: int = 16) -> dict[str, bytes]:
+    """{archive member name: content} for train/test x pos/neg."""
+    files = {}
+    for split in ("train", "test"):
+        for label, texts in (("pos", POSITIVE), ("neg", NEGATIVE)):
+            for i in range(per_folder):
+                text = f"{texts[i % len(texts)]} review {i}"
+                files[f"aclImdb/{split}/{label}/{i}_{7 if label == 'pos' else 2}.txt"] = text.encode()
+    return files
+
+
+def write_archive(path: Path, files: dict[str, bytes], links: dict[str, str] = (),
+                  mode: str = "w:gz") -> str:
+    """Write a tar archive of files (and symlinks name -> target); return its sha256."""
+    with tarfile.open(path, mode) as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        for name, target in dict(links).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return sha256(path)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def isolated_tracking(tmp_path, monkeypatch):
+    """Every test gets its own MLflow store; none touches the project's mlflow.db."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("IMDB_URL", raising=False)
+    monkeypatch.delenv("IMDB_SHA256", raising=False)
+    return uri
+
+
+@pytest.fixture
+def tiny_archive(tmp_path, monkeypatch) -> Path:
+    """A valid tiny archive, selected through IMDB_URL / IMDB_SHA256 like a user would."""
+    path = tmp_path / "tiny.tar.gz"
+    monkeypatch.setenv("IMDB_SHA256", write_archive(path, review_files()))
+    monkeypatch.setenv("IMDB_URL", str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path) -> config.Config:
+    """The real config from conf/, shrunk, with every output under tmp_path."""
+    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
+    return config.compose(TINY_OVERRIDES + paths)
+
+
+def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <module>` as a user would; output captured as text."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's tracked sources in a fresh git + DVC repository (no data, lock or stores)."""
+    for name in ("src", "conf", "experiments"):
+        shutil.copytree(PROJECT / name, dest / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(PROJECT / name, dest / name)
+    (dest / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy(PROJECT / ".dvc" / name, dest / ".dvc" / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "project"], cwd=dest, check=True)
+    return dest

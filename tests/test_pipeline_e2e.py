@@ -1,0 +1,110 @@
+"""`dvc repro` and `dvc exp run` end to end, in a temporary git + DVC copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import TINY_OVERRIDES, copy_project, review_files, run_module, write_archive
+
+
+def tiny_preset() -> str:
+    """TINY_OVERRIDES as an experiment preset, selected like any other preset."""
+    tree: dict = {}
+    for override in TINY_OVERRIDES:
+        key, value = override.split("=")
+        section, name = key.split(".")
+        tree.setdefault(section, {})[name] = yaml.safe_load(value)
+    return "# @package _global_\n" + yaml.safe_dump(tree)
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_archive, monkeypatch):
+    repo = copy_project(tmp_path / "repo")
+    (repo / "experiments" / "tiny.yaml").write_text(tiny_preset())
+    assert run_module("src.config", "experiment=tiny", cwd=repo).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny preset")
+    # The default store: mlflow.db at the project root, as a user without MLFLOW_TRACKING_URI has.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    # Stage commands say `python`: make it this interpreter, as an activated venv would.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    return repo
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True,
+                            text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def runs(repo: Path) -> list:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_repro_then_experiment_then_bad_archive(repo, tmp_path, tiny_archive, monkeypatch):
+    dvc(repo, "repro")
+
+    metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    [scores] = [m["data"]["reports/metrics.json"]["data"] for m in metrics.values()]
+    assert scores["accuracy"] >= 0.9 and 0.9 <= scores["roc_auc"] <= 1.0
+    assert sum(scores["confusion_matrix"].values()) == 32
+
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)["data"]
+    assert set(plots) == {"Training curves", "ROC curve (test)", "Confusion matrix (test)"}
+    points = {name: plot[0]["content"]["data"]["values"] for name, plot in plots.items()}
+    assert {(p["epoch"], p["field"]) for p in points["Training curves"]} >= {("2", "val_accuracy")}
+    assert len(points["Confusion matrix (test)"]) == 32
+
+    [run] = runs(repo)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.units"] == "8" and run.data.params["data.maxlen"] == "12"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(scores["accuracy"])
+    assert run.data.tags["mlflow.source.git.commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert "Data and pipelines are up to date" in dvc(repo, "repro").stdout
+
+    # An experiment through DVC's Hydra composition: preset plus an override.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline results")
+    dvc(repo, "exp", "run", "-n", "six-units", "-S", "experiment=tiny", "-S", "model.units=6")
+    assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["units"] == 6
+    params_diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
+    assert (params_diff["params.yaml"]["model.units"]["old"], params_diff["params.yaml"]["model.units"]["new"]) == (8, 6)
+    assert "reports/metrics.json" in json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    assert "six-units" in json.dumps(shown)
+    latest = runs(repo)[-1]
+    assert latest.data.params["model.units"] == "6" and latest.data.tags["dvc.experiment"] == "six-units"
+    assert "test_accuracy" in latest.data.metrics
+
+    # A corrupt archive: one clear line, non-zero exit, dvc.lock untouched, no output left.
+    lock = (repo / "dvc.lock").read_text()
+    corrupt = tmp_path / "corrupt.tar.gz"
+    corrupt.write_bytes(tiny_archive.read_bytes()[: tiny_archive.stat().st_size // 2])
+    monkeypatch.setenv("IMDB_URL", str(corrupt))
+    monkeypatch.setenv("IMDB_SHA256", __import__("hashlib").sha256(corrupt.read_bytes()).hexdigest())
+    failed = dvc(repo, "repro", "-f", "download", check=False)
+    assert failed.returncode != 0
+    errors = [line for line in (failed.stdout + failed.stderr).splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {corrupt} is not a readable .tar.gz archive (corrupt or truncated?): "
+                      + errors[0].split("(corrupt or truncated?): ")[1]]
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert (repo / "dvc.lock").read_text() == lock
+    assert not (repo / "data" / "raw").exists()

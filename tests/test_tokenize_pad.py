@@ -1,0 +1,111 @@
+"""tokenize and pad: one tokenizer, vocabulary from training reviews only, plain int arrays."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src import download, pad, tokenize
+from src.splits import load_ragged
+from src.text import OOV_ID, Vocabulary, standardize
+from src.text import pad as pad_sequences
+from tests.conftest import review_files, write_archive
+
+
+def test_standardize_lowercases_and_drops_markup_and_punctuation():
+    assert standardize("Great<br /><br />film! Don't MISS it... 10/10") == \
+        ["great", "film", "don't", "miss", "it", "10", "10"]
+    assert standardize("") == []
+
+
+def test_vocabulary_ranks_by_frequency_then_alphabet_and_reserves_padding_and_unknown():
+    vocab = Vocabulary.build(["b a a", "c b a"], num_words=4)
+    assert vocab.words == ["a", "b"]
+    assert vocab.encode("a b c zzz") == [2, 3, OOV_ID, OOV_ID]
+    assert vocab.size == 4
+
+
+def build_tokens(tmp_path, cfg, monkeypatch, extra: dict[str, bytes] = None):
+    archive = tmp_path / "a.tar.gz"
+    monkeypatch.setenv("IMDB_SHA256", write_archive(archive, review_files() | (extra or {})))
+    monkeypatch.setenv("IMDB_URL", str(archive))
+    download.download(cfg)
+    return tokenize.tokenize(cfg)
+
+
+def test_split_is_stratified_seeded_and_disjoint(tmp_path, tiny_cfg, monkeypatch):
+    stats = build_tokens(tmp_path, tiny_cfg, monkeypatch)
+    assert (stats["train"]["reviews"], stats["val"]["reviews"], stats["test"]["reviews"]) == (24, 8, 32)
+    tokens = Path(tiny_cfg.paths.tokens)
+    _, val_labels = load_ragged(tokens / "val.npz")
+    assert np.bincount(val_labels).tolist() == [4, 4]
+    labels = [0] * 10 + [1] * 10
+    first = tokenize.stratified_split(labels, 0.3, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, tokenize.stratified_split(labels, 0.3, seed=7)))
+    assert not np.array_equal(first[1], tokenize.stratified_split(labels, 0.3, seed=8)[1])
+    assert set(first[0]).isdisjoint(first[1]) and len(first[0]) + len(first[1]) == 20
+
+
+def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeypatch):
+    # Every training review gets a word of its own, and the vocabulary is large enough for
+    # all words: those of the reviews carved out for validation must still be absent.
+    cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=1000))
+    files = {name: data + (b" marker%d" % i if "/train/" in name else b"")
+             for i, (name, data) in enumerate(review_files().items())}
+    files |= {f"aclImdb/test/pos/{100 + i}_8.txt": b"zyzzyva " * 50 for i in range(3)}
+    archive = tmp_path / "a.tar.gz"
+    monkeypatch.setenv("IMDB_SHA256", write_archive(archive, files))
+    monkeypatch.setenv("IMDB_URL", str(archive))
+    download.download(cfg)
+    tokenize.tokenize(cfg)
+    words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
+    assert "zyzzyva" not in words and "wonderful" in words
+    texts, labels = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
+    train_idx, val_idx = tokenize.stratified_split(labels, cfg.data.val_fraction, cfg.data.split_seed)
+    marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
+    assert {marker(i) for i in train_idx} <= words
+    assert {marker(i) for i in val_idx}.isdisjoint(words)
+
+
+def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg, monkeypatch):
+    extra = {"aclImdb/test/neg/200_1.txt": b"",
+             "aclImdb/test/pos/201_9.txt": b"caf\xe9 great \xff\xfe film"}
+    stats = build_tokens(tmp_path, tiny_cfg, monkeypatch, extra)
+    assert stats["test"]["empty"] == 1
+    sequences, labels = load_ragged(Path(tiny_cfg.paths.tokens) / "test.npz")
+    assert len(sequences) == 34 and min(len(s) for s in sequences) == 0
+    vocab = Vocabulary.load(Path(tiny_cfg.paths.tokens) / "vocab.txt")
+    assert any(list(s) == vocab.encode("caf\ufffd great \ufffd\ufffd film") for s in sequences)
+
+
+def test_token_files_load_without_pickle(tmp_path, tiny_cfg, monkeypatch):
+    build_tokens(tmp_path, tiny_cfg, monkeypatch)
+    with np.load(Path(tiny_cfg.paths.tokens) / "train.npz", allow_pickle=False) as data:
+        assert {data[k].dtype.kind for k in data.files} == {"i"}
+
+
+@pytest.mark.parametrize("padding, truncating, expected", [
+    ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6], [0, 0, 0, 0]]),
+    ("post", "post", [[1, 2, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0]]),
+    ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6], [0, 0, 0, 0]]),
+])
+def test_pad_sides(padding, truncating, expected):
+    sequences = [np.array([1, 2]), np.array([1, 2, 3, 4, 5, 6]), np.array([], dtype=np.int32)]
+    out = pad_sequences(sequences, 4, padding, truncating)
+    assert out.dtype == np.int32 and out.tolist() == expected
+
+
+def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg, monkeypatch):
+    build_tokens(tmp_path, tiny_cfg, monkeypatch)
+    pad.pad_splits(tiny_cfg)
+    padded = Path(tiny_cfg.paths.padded)
+    assert json.loads((padded / pad.META_FILE).read_text())["maxlen"] == 12
+    x, y = pad.load_split(tiny_cfg, "val")
+    assert x.shape == (8, 12) and len(y) == 8
+    longer = replace(tiny_cfg, data=replace(tiny_cfg.data, maxlen=30))
+    x30, y30 = pad.load_split(longer, "val")
+    assert x30.shape == (8, 30) and np.array_equal(x30[:, -12:], x) and np.array_equal(y30, y)

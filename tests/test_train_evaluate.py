@@ -1,0 +1,139 @@
+"""train and evaluate on tiny data: the model, the metrics and plots, and the MLflow run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from src import download, evaluate, pad, tokenize, tracking, train
+from tests.conftest import PROJECT, TINY_OVERRIDES
+
+
+@pytest.fixture
+def prepared_cfg(tiny_cfg, tiny_archive):
+    """tiny_cfg with the download, tokenize and pad stages done."""
+    download.download(tiny_cfg)
+    tokenize.tokenize(tiny_cfg)
+    pad.pad_splits(tiny_cfg)
+    return tiny_cfg
+
+
+def client(uri: str) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking, tiny_archive):
+    result = train.train(prepared_cfg)
+    run = client(isolated_tracking).get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == tracking.flat_params(prepared_cfg)
+    assert run.data.params["model.units"] == "8"
+    history = client(isolated_tracking).get_metric_history(result["run_id"], "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    for name in ("loss", "accuracy", "val_loss", "epoch_seconds"):
+        assert len(client(isolated_tracking).get_metric_history(result["run_id"], name)) == 2, name
+    assert run.data.metrics["epoch_seconds"] > 0
+    assert run.data.tags["dataset.sha256"] == os.environ["IMDB_SHA256"]
+    assert run.data.tags[tracking.PID_TAG] == str(os.getpid())
+    assert [a.path for a in client(isolated_tracking).list_artifacts(result["run_id"], "model")] == ["model/model.keras"]
+
+    import keras
+    model = keras.saving.load_model(Path(prepared_cfg.paths.model) / train.MODEL_FILE, safe_mode=True)
+    assert model.get_layer("lstm").units == 8
+    rows = list(csv.DictReader(open(Path(prepared_cfg.paths.reports) / train.HISTORY_FILE)))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(history[-1].value)
+
+
+def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepared_cfg, isolated_tracking):
+    run_id = train.train(prepared_cfg)["run_id"]
+    metrics = evaluate.evaluate(prepared_cfg)
+    reports = Path(prepared_cfg.paths.reports)
+    assert json.loads((reports / evaluate.METRICS_FILE).read_text()) == metrics
+    assert set(metrics) == {"accuracy", "loss", "roc_auc", "f1", "confusion_matrix"}
+    assert sum(metrics["confusion_matrix"].values()) == 32
+    assert metrics["accuracy"] >= 0.9, "the toy sentiment is trivially learnable"
+    roc = list(csv.DictReader(open(reports / evaluate.ROC_FILE)))
+    assert (roc[0]["fpr"], roc[-1]["tpr"]) == ("0.0", "1.0")
+    confusion = list(csv.DictReader(open(reports / evaluate.CONFUSION_FILE)))
+    assert len(confusion) == 32 and {r["actual"] for r in confusion} == {"neg", "pos"}
+    run = client(isolated_tracking).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test_tp"] == metrics["confusion_matrix"]["tp"]
+
+
+def test_early_stopping_stops_when_validation_stalls(prepared_cfg):
+    # A vanishing learning rate leaves val_accuracy flat, so patience 1 stops after epoch 2.
+    cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, epochs=6, patience=1, learning_rate=1e-12))
+    assert train.train(cfg)["epochs"] == 2
+
+
+def test_run_status_follows_how_the_block_ends(tiny_cfg, isolated_tracking):
+    for error, status in ((RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")):
+        with pytest.raises(type(error)):
+            with tracking.run(tiny_cfg) as active:
+                raise error
+        assert client(isolated_tracking).get_run(active.info.run_id).info.status == status
+
+
+def test_unreachable_tracking_store_is_one_line(tiny_cfg, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://nobody@127.0.0.1:9/none")
+    with pytest.raises(Exception) as err:
+        with tracking.run(tiny_cfg):
+            pass
+    assert type(err.value).__name__ == "UserError" and "cannot use MLflow tracking store" in str(err.value)
+
+
+def start_training(cfg, epochs: int = 100000) -> subprocess.Popen:
+    args = [f"paths.{key}={getattr(cfg.paths, key)}" for key in ("raw", "tokens", "padded", "model", "reports")]
+    overrides = TINY_OVERRIDES + args + [f"train.epochs={epochs}"]
+    return subprocess.Popen([sys.executable, "-m", "src.train", *overrides], cwd=PROJECT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_running_run(uri: str, deadline_s: float = 120):
+    """The first run that is RUNNING and has logged an epoch, polled for at most deadline_s."""
+    experiment_name = "imdb-lstm"
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        experiment = client(uri).get_experiment_by_name(experiment_name)
+        if experiment:
+            runs = client(uri).search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            if runs and "val_accuracy" in runs[0].data.metrics:
+                return runs[0]
+        time.sleep(0.5)
+    raise AssertionError("training never logged an epoch")
+
+
+def test_sigterm_marks_the_run_killed_and_leaves_no_model(prepared_cfg, isolated_tracking):
+    proc = start_training(prepared_cfg)
+    run = wait_for_running_run(isolated_tracking)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "terminated"
+    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "KILLED"
+    assert not (Path(prepared_cfg.paths.model) / train.MODEL_FILE).exists()
+
+
+def test_sigkilled_run_is_marked_killed_by_the_next_run(prepared_cfg, isolated_tracking):
+    proc = start_training(prepared_cfg)
+    run = wait_for_running_run(isolated_tracking)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "RUNNING"
+    with tracking.run(prepared_cfg):
+        pass
+    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "KILLED"
+    assert not (Path(prepared_cfg.paths.model) / train.MODEL_FILE).exists()
