@@ -24,11 +24,13 @@ HOST_TAG = "process.host"
 PID_TAG = "process.pid"
 
 
+def project_root() -> Path:
+    """The project whose stores runs belong to: the real one even inside a DVC queue copy."""
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
 def tracking_uri() -> str:
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    root = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-    return f"sqlite:///{root / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
 def flat_params(cfg: Config) -> dict[str, str]:
@@ -75,17 +77,35 @@ def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
 def _connect(cfg: Config):
     """Point MLflow at the store and return (client, experiment_id), or fail in one line."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
-        experiment = mlflow.set_experiment(cfg.tracking.experiment)
-    except (MlflowException, OSError) as exc:
-        raise UserError(f"cannot use MLflow tracking store {uri}: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # e.g. SQLAlchemy/requests errors for a wrong URL
-        raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {exc}") from None
-    return mlflow.MlflowClient(), experiment.experiment_id
+        client = mlflow.MlflowClient()
+        experiment_id = _experiment_id(client, cfg.tracking.experiment)
+    except Exception as exc:  # MLflow, SQLAlchemy, HTTP or driver errors: a wrong or unreachable store
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {first_line}") from None
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return client, experiment_id
+
+
+def _experiment_id(client, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # With the embedded store, artifacts go beside mlflow.db, not under whichever working
+    # directory happened to create the experiment (a DVC queue copy is deleted afterwards).
+    location = None if os.environ.get("MLFLOW_TRACKING_URI") else (project_root() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 @contextlib.contextmanager
