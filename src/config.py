@@ -49,6 +49,7 @@ class TrainConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    clipnorm: float | None
     seed: int
     patience: int
     eval_batch_size: int
@@ -98,6 +99,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
         (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
         (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
+        (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
         (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),

@@ -81,7 +81,8 @@ def train(cfg: config.Config) -> dict:
 
     keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
     model = build_model(cfg.model, cfg.data.num_words)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    model.compile(optimizer=optimizer,
                   loss="binary_crossentropy", metrics=["accuracy"])
     logger = _epoch_logger()
     callbacks = [logger]

@@ -29,7 +29,8 @@ def test_lecture12_is_the_lectures_recipe():
     cfg = config.compose(["experiment=lecture12"])
     assert (cfg.data.num_words, cfg.data.maxlen, cfg.data.padding, cfg.data.truncating) == (10000, 200, "pre", "pre")
     assert (cfg.model.embedding_dim, cfg.model.units, cfg.model.dropout, cfg.model.bidirectional) == (128, 128, 0.0, False)
-    assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.learning_rate, cfg.train.patience) == (64, 3, 0.001, 0)
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.learning_rate) == (64, 3, 0.001)
+    assert (cfg.train.patience, cfg.train.clipnorm) == (0, None), "the lecture neither stops early nor clips"
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (PROJECT / "experiments").glob("*.yaml")))
@@ -60,6 +61,7 @@ def test_overrides_reach_the_config():
     ("train.epochs=0", "train.epochs must be > 0"),
     ("train.batch_size=-1", "train.batch_size must be > 0"),
     ("train.learning_rate=0", "train.learning_rate must be > 0"),
+    ("train.clipnorm=0", "train.clipnorm must be > 0 or null"),
     ("model.units=many", "model.units"),
     ("model.unitz=3", "Could not override 'model.unitz'"),
     ("+model.unitz=3", "unitz"),
