@@ -54,7 +54,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = {**os.environ, "IMDB_URL": str(Path(args.archive).resolve()), "IMDB_SHA256": args.sha256,
-           "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+           "PYTHONPATH": str(ROOT)}  # the stages run in the scratch directory, not the project root
     python = sys.executable
     subprocess.run([python, "-m", "src.config", *args.overrides], cwd=work, env=env, check=True)
 

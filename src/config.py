@@ -42,6 +42,8 @@ class ModelConfig:
     units: int
     dropout: float
     bidirectional: bool
+    mask_padding: bool
+    hoist_input_projection: bool
 
 
 @dataclass
@@ -53,6 +55,9 @@ class TrainConfig:
     seed: int
     patience: int
     eval_batch_size: int
+    bucket_by_length: bool
+    length_step: int
+    jit_compile: bool
 
 
 @dataclass
@@ -102,6 +107,11 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
         (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
+        (not m.mask_padding or d.padding == "post",
+         "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)"),
+        (not t.bucket_by_length or m.mask_padding,
+         "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
+        (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
     ]
 

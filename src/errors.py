@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import signal
 import sys
 
@@ -31,13 +32,16 @@ def command(main):
         try:
             return main(*args, **kwargs)
         except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            message, status = f"error: {exc}", 2
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
+            message, status = "interrupted", 130
         except Terminated:
-            print("terminated", file=sys.stderr)
-            raise SystemExit(143) from None
+            message, status = "terminated", 143
+        # Out of the except block the traceback is gone, and with it the frames holding models
+        # and tf.data iterators: collected now, TensorFlow finalizes them quietly instead of
+        # logging errors after our one line at interpreter shutdown.
+        gc.collect()
+        print(message, file=sys.stderr)
+        raise SystemExit(status)
 
     return wrapper

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src import config, tracking
+from src import batches, config, tracking
 from src.artifacts import atomic_write_text
 from src.errors import UserError, command
 from src.pad import load_split
@@ -55,16 +55,17 @@ def _csv(header: list[str], rows) -> str:
 
 
 def evaluate(cfg: config.Config) -> dict:
-    import keras
     import mlflow
+
+    from src.model import load_model
 
     model_path = Path(cfg.paths.model) / MODEL_FILE
     if not model_path.is_file():
         raise UserError(f"{model_path} not found: run the train stage first (`dvc repro train`)")
     run_id = read_json(Path(cfg.paths.model) / RUN_FILE)["run_id"]
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    model = load_model(model_path, jit_compile=cfg.train.jit_compile)
     x_test, y_test = load_split(cfg, "test")
-    p_positive = model.predict(x_test, batch_size=cfg.train.eval_batch_size, verbose=0).ravel()
+    p_positive = batches.predict(model, x_test, cfg.train)
     metrics, roc = score(y_test.astype(int), p_positive)
 
     with tracking.run(cfg, run_id=run_id):
