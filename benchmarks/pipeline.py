@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--archive", default=os.environ.get("IMDB_URL", str(SHARED_ARCHIVE)))
     parser.add_argument("--sha256", default=os.environ.get("IMDB_SHA256", SHARED_SHA256))
     parser.add_argument("--name", help="results name (default: from the overrides)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may come after the overrides
     name = args.name or ("-".join(o.replace("experiment=", "").replace("=", "_") for o in args.overrides)
                          or "default")
 

@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--side", choices=["reference", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may come after the overrides
 
     if args.side:  # a child process: one side, figures to --out
         result = (run_reference(args.tokens, args.epochs) if args.side == "reference"

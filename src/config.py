@@ -43,7 +43,6 @@ class ModelConfig:
     dropout: float
     bidirectional: bool
     mask_padding: bool
-    hoist_input_projection: bool
 
 
 @dataclass
