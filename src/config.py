@@ -13,7 +13,8 @@ The dataclasses below are the schema: types only. Defaults live in conf/, once e
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from typing import Any
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -66,6 +67,37 @@ class TrackingConfig:
 
 
 @dataclass
+class Dimension:
+    """One search dimension of the sweep. Defaults here (not in conf/) because a dimension
+    names only what it needs: low/high (+ step, log) for numbers, or choices."""
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+
+def search_space(cfg: Config) -> dict[str, Dimension]:
+    """The sweep's dimensions by dotted config key ("model.units"); validate() checked them."""
+    return {f"{section}.{key}": Dimension(**dim)
+            for section, dimensions in cfg.sweep.space.items() for key, dim in (dimensions or {}).items()}
+
+
+@dataclass
+class SweepConfig:
+    n_trials: int
+    study_name: str
+    storage: str | None
+    workers: int
+    pruner: str
+    sampler_seed: int
+    train_fraction: float
+    epochs: int
+    preset: str | None
+    space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (checked in _space_problems)
+
+
+@dataclass
 class PathsConfig:
     raw: str
     tokens: str
@@ -80,6 +112,7 @@ class Config:
     model: ModelConfig
     train: TrainConfig
     tracking: TrackingConfig
+    sweep: SweepConfig
     paths: PathsConfig
 
     def to_dict(self) -> dict:
@@ -88,7 +121,7 @@ class Config:
 
 def _checks(cfg: Config) -> list[tuple[bool, str]]:
     """(is_valid, message) for every value constraint the code relies on."""
-    d, m, t = cfg.data, cfg.model, cfg.train
+    d, m, t, sw = cfg.data, cfg.model, cfg.train, cfg.sweep
     return [
         (d.num_words >= 3, f"data.num_words must be >= 3 (padding, unknown, and at least one word), got {d.num_words}"),
         (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {d.val_fraction}"),
@@ -112,7 +145,52 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
          "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
-    ]
+        (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
+        (sw.workers > 0, f"sweep.workers must be > 0, got {sw.workers}"),
+        (sw.pruner in PRUNERS, f"sweep.pruner must be one of {', '.join(PRUNERS)}, got {sw.pruner!r}"),
+        (0 < sw.train_fraction <= 1, f"sweep.train_fraction must be in (0, 1], got {sw.train_fraction}"),
+        (sw.epochs > 0, f"sweep.epochs must be > 0, got {sw.epochs}"),
+        (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
+        (bool(sw.space), "sweep.space must name at least one dimension"),
+    ] + [(False, problem) for problem in _space_problems(cfg)]
+
+
+PRUNERS = ("median", "hyperband", "none")
+TUNABLE_SECTIONS = ("data", "model", "train")
+
+
+def _space_problems(cfg: Config) -> list[str]:
+    """What is wrong with the sweep's search space, one message per dimension at most."""
+    problems = []
+    for section, dimensions in cfg.sweep.space.items():
+        for key, fields_ in (dimensions or {}).items():
+            name = f"sweep.space.{section}.{key}"
+            try:
+                dim = Dimension(**fields_)
+            except TypeError:
+                problems.append(f"{name}: a dimension takes low, high, step, log or choices, got {fields_}")
+                continue
+            group = getattr(cfg, section, None) if section in TUNABLE_SECTIONS else None
+            if group is None or key not in {f.name for f in fields(group)}:
+                problems.append(f"{name}: unknown parameter {section}.{key} (not a key of conf/{section})")
+                continue
+            kind = type(getattr(group, key))
+            if dim.choices is not None:
+                if not dim.choices or dim.low is not None or dim.high is not None:
+                    problems.append(f"{name}: choices must be a non-empty list, without low/high")
+            elif dim.low is None or dim.high is None:
+                problems.append(f"{name}: give low and high (or choices)")
+            elif kind not in (int, float):
+                problems.append(f"{name}: {section}.{key} is not a number; give choices")
+            elif not dim.low < dim.high:
+                problems.append(f"{name}: empty or inverted range: low {dim.low} must be < high {dim.high}")
+            elif kind is int and not all(float(v).is_integer() for v in (dim.low, dim.high, dim.step or 1)):
+                problems.append(f"{name}: {section}.{key} is an integer; low, high and step must be integers")
+            elif dim.log and (dim.low <= 0 or dim.step is not None):
+                problems.append(f"{name}: a log range needs low > 0 and no step")
+            elif dim.step is not None and dim.step <= 0:
+                problems.append(f"{name}: step must be > 0")
+    return problems
 
 
 def validate(raw: dict) -> Config:

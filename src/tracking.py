@@ -37,6 +37,8 @@ def flat_params(cfg: Config) -> dict[str, str]:
     """Every resolved config value as a dotted MLflow param ("model.units": "128")."""
     flat = {}
     for section, values in cfg.to_dict().items():
+        if section == "sweep":  # the study's settings belong on its parent run, not on every run
+            continue
         for key, value in values.items():
             flat[f"{section}.{key}"] = str(value)
     return flat
@@ -109,8 +111,13 @@ def _experiment_id(client, name: str) -> str:
 
 
 @contextlib.contextmanager
-def run(cfg: Config, *, run_id: str | None = None, tags: dict[str, str] | None = None):
-    """Open (or, with run_id, reopen) an MLflow run and close it with a truthful status."""
+def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None):
+    """Open (or, with run_id, reopen) an MLflow run and close it with a truthful status.
+
+    parent_run_id nests the new run under another (a sweep trial under its study's run), also
+    from another process. An exception carrying `mlflow_status` (a pruned trial: "KILLED")
+    ends the run with that status instead of FAILED."""
     import mlflow
 
     client, experiment_id = _connect(cfg)
@@ -124,6 +131,8 @@ def run(cfg: Config, *, run_id: str | None = None, tags: dict[str, str] | None =
             base_tags["mlflow.source.git.commit"] = commit
         if os.environ.get("DVC_EXP_NAME"):
             base_tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+        if parent_run_id:
+            base_tags["mlflow.parentRunId"] = parent_run_id  # what the MLflow UI nests runs by
     active = mlflow.start_run(run_id=run_id, run_name=None if run_id else cfg.tracking.run_name,
                               tags=base_tags | (tags or {}))
     try:
@@ -131,8 +140,8 @@ def run(cfg: Config, *, run_id: str | None = None, tags: dict[str, str] | None =
     except (KeyboardInterrupt, Terminated):
         mlflow.end_run("KILLED")
         raise
-    except BaseException:
-        mlflow.end_run("FAILED")
+    except BaseException as exc:
+        mlflow.end_run(getattr(exc, "mlflow_status", "FAILED"))
         raise
     mlflow.end_run("FINISHED")
 
@@ -144,3 +153,52 @@ def _find_run(client, run_id: str):
         return client.get_run(run_id)
     except MlflowException:
         return None
+
+
+def open_study_run(cfg: Config, run_id: str | None) -> str:
+    """The sweep's parent run: reopened when the study already has one (a resumed sweep),
+    else created. Opened with the client, not as the process's active run, so trial runs
+    in this process or in worker processes nest under it by id."""
+    client, experiment_id = _connect(cfg)
+    mark_orphaned_runs_killed(client, experiment_id)
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), "optuna.study": cfg.sweep.study_name}
+    if run_id is not None and _find_run(client, run_id) is not None:
+        client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        return run_id
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    run = client.create_run(experiment_id, run_name=cfg.sweep.study_name, tags=tags)
+    sweep_params = {f"sweep.{k}": str(v) for k, v in cfg.to_dict()["sweep"].items()}
+    client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in sweep_params.items()])
+    return run.info.run_id
+
+
+def log_to_run(run_id: str, *, metrics: dict[str, float] = (), tags: dict[str, str] = (),
+               step: int = 0, artifacts_dir: Path | None = None) -> None:
+    """Add metrics, tags or a directory of artifacts to a run that is not this process's active run."""
+    import time
+
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    client = mlflow.MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in dict(metrics).items()],
+                     tags=[RunTag(k, str(v)) for k, v in dict(tags).items()])
+    if artifacts_dir is not None:
+        client.log_artifacts(run_id, str(artifacts_dir))
+
+
+def close_run(run_id: str, status: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient().set_terminated(run_id, status=status)
+
+
+def _param(key: str, value: str):
+    from mlflow.entities import Param
+
+    return Param(key, value)

@@ -69,12 +69,19 @@ def dataset_tags(cfg: config.Config) -> dict[str, str]:
     return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
 
 
-def train(cfg: config.Config) -> dict:
-    """Train under an MLflow run; return the run id, best validation accuracy and epochs run."""
+def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = (),
+          parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True) -> dict:
+    """Train under an MLflow run; return the run id, best validation accuracy and epochs run.
+
+    The DVC stage and `python -m src.train` use the defaults. A sweep trial trains on a seeded,
+    stratified `train_fraction` of the training reviews, adds its pruning callback, nests its
+    run under the study's parent run and keeps no model files (`save=False`).
+    """
     import keras
     import mlflow
 
     from src.model import build_model
+    from src.tokenize import stratified_split
 
     x_train, y_train = load_split(cfg, "train")
     x_val, y_val = load_split(cfg, "val")
@@ -82,6 +89,9 @@ def train(cfg: config.Config) -> dict:
     if largest_id >= cfg.data.num_words:
         raise UserError(f"token ids reach {largest_id} but data.num_words is {cfg.data.num_words}: "
                         "re-run the tokenize stage with this data.num_words")
+    if train_fraction < 1:
+        _, keep = stratified_split(y_train, train_fraction, cfg.train.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
 
     keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
     model = build_model(cfg.model, cfg.data.num_words)
@@ -89,26 +99,26 @@ def train(cfg: config.Config) -> dict:
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=cfg.train.jit_compile)
     logger = _epoch_logger()
-    callbacks = [logger]
+    callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
     if cfg.train.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=1))
 
     model_dir = Path(cfg.paths.model)
-    with tracking.run(cfg, tags=dataset_tags(cfg)) as active:
-        mlflow.log_params(tracking.flat_params(cfg))
+    with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
+        mlflow.log_params(tracking.flat_params(cfg) | {"train.fraction": str(train_fraction)})
         model.fit(batches.training_dataset(x_train, y_train, cfg.train),
                   validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
                   epochs=cfg.train.epochs, callbacks=callbacks, verbose=2,
                   shuffle=False)  # the dataset shuffles, seeded by train.seed
         best = max(row["val_accuracy"] for row in logger.rows)
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
-
-        with atomic_path(model_dir / MODEL_FILE) as tmp:
-            model.save(tmp)
-        atomic_write_text(Path(cfg.paths.reports) / HISTORY_FILE, _history_csv(logger.rows))
-        mlflow.log_artifact(str(model_dir / MODEL_FILE), artifact_path="model")
-        atomic_write_text(model_dir / RUN_FILE, json.dumps({"run_id": active.info.run_id}) + "\n")
+        if save:
+            with atomic_path(model_dir / MODEL_FILE) as tmp:
+                model.save(tmp)
+            atomic_write_text(Path(cfg.paths.reports) / HISTORY_FILE, _history_csv(logger.rows))
+            mlflow.log_artifact(str(model_dir / MODEL_FILE), artifact_path="model")
+            atomic_write_text(model_dir / RUN_FILE, json.dumps({"run_id": active.info.run_id}) + "\n")
     return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": len(logger.rows)}
 
 

@@ -1,0 +1,335 @@
+"""`python -m src.sweep [overrides]`: an Optuna study over the search space in conf/sweep/.
+
+    python -m src.sweep sweep.n_trials=30 sweep.pruner=hyperband model.bidirectional=true
+
+Each trial composes conf/ with the command's overrides plus its sampled values, trains through
+`src.train.train` (the code `dvc repro` runs) on a share of the training reviews
+(`sweep.train_fraction`) for at most `sweep.epochs`, and reports validation accuracy after every
+epoch so the pruner can stop it. The test split is never used. A trial's maxlen re-pads the
+tokenize stage's output, so the download, tokenize and pad stages must have run (`dvc repro pad`).
+
+The study lives in `sweep.storage` (default optuna.db at the project root); running the same
+command again resumes it and runs only the trials still missing: `sweep.n_trials` counts
+complete and pruned trials across all workers and restarts. `sweep.workers=N` starts N worker
+processes on the study, worker k sampling with seed `sweep.sampler_seed + k`. Heartbeats mark
+the trial of a killed worker failed, and it is retried.
+
+MLflow: one parent run per study (created once; a resumed sweep and every worker nest under
+it), one child run per trial. The parent holds the running best and, at the end, Optuna's plots.
+The best trial becomes experiments/<preset>.yaml, retrained with
+`python -m src.train experiment=<preset>` or `dvc exp run -S experiment=<preset>`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from src import config, tracking
+from src.artifacts import atomic_write_text
+from src.errors import Terminated, UserError, command
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
+HEARTBEAT_SECONDS = 10   # a worker records that its trial is alive this often
+GRACE_SECONDS = 30       # a RUNNING trial silent this long belongs to a dead worker: failed, then retried
+EXPERIMENTS_DIR = config.CONF_DIR.parent / "experiments"
+
+
+class SurplusTrial(Exception):
+    """Workers racing for the last trials started one too many; it is failed before training."""
+
+
+class Pruned(Exception):
+    mlflow_status = "KILLED"  # tracking.run ends the trial's run KILLED, not FAILED
+
+
+def storage_url(cfg: config.Config) -> str:
+    return cfg.sweep.storage or f"sqlite:///{tracking.project_root() / 'optuna.db'}"
+
+
+def open_storage(cfg: config.Config):
+    """The study's storage, with heartbeats; a wrong or unreachable URL is one UserError."""
+    import optuna
+
+    url = storage_url(cfg)
+    # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as exc:  # SQLAlchemy, driver or URL errors
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line}") from None
+
+
+def make_pruner(sweep: config.SweepConfig):
+    import optuna
+
+    if sweep.pruner == "median":  # prune below the median of earlier trials at the same epoch
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(cfg: config.Config, storage, worker: int):
+    import optuna
+
+    return optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
+                               sampler=optuna.samplers.TPESampler(seed=cfg.sweep.sampler_seed + worker),
+                               pruner=make_pruner(cfg.sweep), load_if_exists=True)
+
+
+def suggest(trial, cfg: config.Config) -> dict:
+    """The trial's value for every dimension, by dotted config key."""
+    values = {}
+    for key, dim in config.search_space(cfg).items():
+        section, name = key.split(".")
+        kind = type(getattr(getattr(cfg, section), name))
+        if dim.choices is not None:
+            values[key] = trial.suggest_categorical(key, list(dim.choices))
+        elif kind is int:
+            values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
+        else:
+            values[key] = trial.suggest_float(key, dim.low, dim.high, step=dim.step, log=dim.log)
+    return values
+
+
+def trial_overrides(overrides: list[str], values: dict) -> list[str]:
+    return [*overrides, *(f"{key}={value}" for key, value in values.items())]
+
+
+def counts(study) -> tuple[int, int]:
+    """(finished = complete + pruned, running) trials of the study."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+def pruning_callback(trial):
+    import keras
+
+    class ReportToOptuna(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            trial.report(float(logs["val_accuracy"]), step=epoch + 1)
+            if trial.should_prune():
+                raise Pruned(f"pruned after epoch {epoch + 1}")
+
+    return ReportToOptuna()
+
+
+def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: str) -> float:
+    import keras
+    import optuna
+    from optuna.trial import TrialState
+
+    from src.train import train
+
+    claimed = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                         TrialState.RUNNING))
+               if t.number < trial.number]
+    if len(claimed) >= cfg.sweep.n_trials:
+        raise SurplusTrial(f"trial {trial.number} is beyond sweep.n_trials={cfg.sweep.n_trials}")
+    values = suggest(trial, cfg)
+    trial_cfg = config.compose(trial_overrides(overrides, values) + [f"train.epochs={cfg.sweep.epochs}"])
+    keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
+    tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
+    try:
+        result = train(trial_cfg, train_fraction=cfg.sweep.train_fraction, callbacks=[pruning_callback(trial)],
+                       parent_run_id=parent_run_id, tags=tags, save=False)
+    except Pruned:
+        _tag_trial_run(cfg, trial, "PRUNED")
+        raise optuna.TrialPruned() from None
+    except Exception:
+        _tag_trial_run(cfg, trial, "FAIL")
+        raise
+    trial.set_user_attr("mlflow_run_id", result["run_id"])
+    tracking.log_to_run(result["run_id"], tags={"optuna.state": "COMPLETE"})
+    return result["best_val_accuracy"]
+
+
+def _tag_trial_run(cfg: config.Config, trial, state: str) -> None:
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list",
+                              filter_string=f"tags.`optuna.study` = '{cfg.sweep.study_name}' "
+                                            f"and tags.`optuna.trial` = '{trial.number}'")
+    for run in runs:
+        tracking.log_to_run(run.info.run_id, tags={"optuna.state": state})
+
+
+def progress(cfg: config.Config, parent_run_id: str, worker: int):
+    """Optuna callback: a line per finished trial, and the running best on the parent run."""
+    from optuna.trial import TrialState
+
+    def report(study, trial) -> None:
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0
+        value = f"{trial.value:.4f}" if trial.value is not None else (
+            f"{max(trial.intermediate_values.values()):.4f}*" if trial.intermediate_values else "-")
+        finished, _ = counts(study)
+        line = (f"[worker {worker}] trial {trial.number:>3} {trial.state.name:<8} value {value:<8} "
+                f"{seconds:6.0f}s  {format_params(trial.params)}")
+        try:
+            best = study.best_trial
+        except ValueError:  # nothing complete yet
+            best = None
+        if best is not None:
+            line += f" | best {best.value:.4f} (trial {best.number}), {finished}/{cfg.sweep.n_trials} done"
+            if trial.state == TrialState.COMPLETE and best.number == trial.number:
+                tracking.log_to_run(parent_run_id, metrics={"best_val_accuracy": best.value}, step=best.number,
+                                    tags={"best_trial": best.number} | {f"best.{k}": v for k, v in best.params.items()})
+        print(line, flush=True)
+
+    return report
+
+
+def format_params(params: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
+    """One worker: run trials until the study has n_trials finished or claimed."""
+    storage = open_storage(cfg)
+    study = load_study(cfg, storage, worker)
+    parent_run_id = study.user_attrs[PARENT_RUN_ATTR]
+    while sum(counts(study)) < cfg.sweep.n_trials:
+        study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id), n_trials=1,
+                       catch=(SurplusTrial,), callbacks=[progress(cfg, parent_run_id, worker)],
+                       gc_after_trial=True)
+
+
+def run_workers(cfg: config.Config, overrides: list[str]) -> None:
+    """sweep.workers processes on the study; SIGTERM or Ctrl-C stops them all."""
+    if cfg.sweep.workers == 1:
+        work(cfg, overrides, worker=0)
+        return
+    procs = [subprocess.Popen([sys.executable, "-m", "src.sweep", "--worker", str(k), *overrides])
+             for k in range(cfg.sweep.workers)]
+    try:
+        codes = [proc.wait() for proc in procs]
+    except (KeyboardInterrupt, Terminated):
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait()
+        raise
+    if any(codes):
+        raise UserError(f"worker exit codes {codes}: see the lines above; run the same command to resume")
+
+
+def write_preset(cfg: config.Config, overrides: list[str], best_params: dict) -> tuple[str, Path]:
+    """experiments/<preset>.yaml: what the best trial's config changes from the defaults."""
+    name = cfg.sweep.preset or f"sweep-{cfg.sweep.study_name}"
+    own = [o for o in overrides if not o.lstrip("+~").startswith(("sweep.", "paths.", "tracking."))]
+    best = config.compose(trial_overrides(own, best_params)).to_dict()
+    default = config.compose([]).to_dict()
+    diff = {}
+    for section in config.TUNABLE_SECTIONS:
+        changed = {k: v for k, v in best[section].items() if v != default[section][k]}
+        if changed:
+            diff[section] = changed
+    text = (f"# @package _global_\n# Best trial of the Optuna study {cfg.sweep.study_name!r} "
+            f"(written by `python -m src.sweep`): only what differs from conf/.\n")
+    path = EXPERIMENTS_DIR / f"{name}.yaml"
+    atomic_write_text(path, text + yaml.safe_dump(diff, sort_keys=False))
+    return name, path
+
+
+def save_plots(study, out_dir: Path) -> list[str]:
+    """Optuna's plots as HTML files; a plot that needs more finished trials is skipped."""
+    import optuna.visualization as vis
+
+    saved = []
+    for name, plot in (("optimization_history", vis.plot_optimization_history),
+                       ("parallel_coordinate", vis.plot_parallel_coordinate),
+                       ("param_importances", vis.plot_param_importances),
+                       ("intermediate_values", vis.plot_intermediate_values)):
+        try:
+            plot(study).write_html(out_dir / f"{name}.html", include_plotlyjs="cdn")
+            saved.append(name)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            print(f"skipped plot {name}: {exc}", file=sys.stderr)
+    return saved
+
+
+def summary_table(study) -> str:
+    from optuna.trial import TrialState
+
+    lines = [f"{'trial':>5}  {'state':<8} {'value':>7}  {'epochs':>6}  params"]
+    for t in study.get_trials(deepcopy=False):
+        value = f"{t.value:.4f}" if t.value is not None else "-"
+        lines.append(f"{t.number:>5}  {t.state.name:<8} {value:>7}  {len(t.intermediate_values):>6}  {format_params(t.params)}")
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    n_pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    lines.append(f"{n_complete} complete, {n_pruned} pruned, "
+                 f"{sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))} epochs trained")
+    return "\n".join(lines)
+
+
+def sweep(cfg: config.Config, overrides: list[str]) -> dict:
+    """Run (or resume) the study to n_trials; return the best trial's value, params and preset."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead
+    tokens = Path(cfg.paths.tokens) / "train.npz"
+    if not tokens.is_file():
+        raise UserError(f"{tokens} not found: run the data stages first (`dvc repro pad`)")
+    storage = open_storage(cfg)
+    study = load_study(cfg, storage, worker=0)
+    parent_run_id = tracking.open_study_run(cfg, study.user_attrs.get(PARENT_RUN_ATTR))
+    study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+    finished, _ = counts(study)
+    print(f"study {cfg.sweep.study_name!r} in {storage_url(cfg)}: {finished}/{cfg.sweep.n_trials} trials finished; "
+          f"MLflow parent run {parent_run_id}", flush=True)
+    status = "FAILED"
+    try:
+        started = time.perf_counter()
+        run_workers(cfg, overrides)
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    finally:
+        study = load_study(cfg, storage, worker=0)
+        with tempfile.TemporaryDirectory() as plots:
+            save_plots(study, Path(plots))
+            tracking.log_to_run(parent_run_id, artifacts_dir=Path(plots))
+        tracking.close_run(parent_run_id, status)
+    print(summary_table(study))
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise UserError("no trial completed (all pruned or failed): widen the space or lower the pruning")
+    best = study.best_trial
+    name, path = write_preset(cfg, overrides, best.params)
+    tracking.log_to_run(parent_run_id, tags={"preset": name})
+    print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {format_params(best.params)}; "
+          f"{time.perf_counter() - started:.0f}s\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n"
+          f"  python -m src.train experiment={name}\n  dvc exp run -S experiment={name}")
+    return {"best_value": best.value, "best_params": best.params, "preset": name, "parent_run_id": parent_run_id}
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # a process started by run_workers
+        worker, overrides = int(argv[1]), argv[2:]
+        cfg = config.compose(overrides)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        work(cfg, overrides, worker)
+        return
+    cfg = config.compose(argv)
+    sweep(cfg, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The Optuna sweep on tiny data: nested MLflow runs, resuming, pruning, workers, bad input."""
+
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from src import config, download, pad, sweep, tokenize
+from src.errors import UserError
+from tests.conftest import TINY_OVERRIDES, copy_project, run_module
+
+SPACE = ["sweep.space.model.units.low=4", "sweep.space.model.units.high=8",
+         "sweep.space.data.maxlen.low=8", "sweep.space.data.maxlen.high=16", "sweep.space.data.maxlen.step=4"]
+
+
+@pytest.fixture
+def sweep_overrides(tmp_path, tiny_archive):
+    """Overrides for a tiny sweep whose data stages have run, with its stores under tmp_path."""
+    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
+    overrides = TINY_OVERRIDES + paths + SPACE + [
+        # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
+        "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
+        "sweep.preset=tiny-best"]
+    cfg = config.compose(overrides)
+    download.download(cfg)
+    tokenize.tokenize(cfg)
+    pad.pad_splits(cfg)
+    return overrides
+
+
+def runs_of_study(uri: str, study: str = "imdb-lstm"):
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`optuna.study` = '{study}'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def finished_trials(storage: str) -> list:
+    study = optuna.load_study(study_name="imdb-lstm", storage=storage)
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+
+
+def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrides, isolated_tracking,
+                                                                    tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
+    (tmp_path / "experiments").mkdir()
+    overrides = sweep_overrides + ["sweep.n_trials=3"]
+    result = sweep.sweep(config.compose(overrides), overrides)
+
+    client, parents, children = runs_of_study(isolated_tracking)
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(result["best_value"])
+    assert {f"best.{k}" for k in ("model.units", "data.maxlen", "model.dropout")} <= set(parent.data.tags)
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"optimization_history.html", "parallel_coordinate.html", "intermediate_values.html"} <= plots
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED" and child.data.tags["optuna.state"] == "COMPLETE"
+        assert {"model.units", "data.maxlen", "model.dropout"} <= set(child.data.params)
+        assert child.data.params["train.epochs"] == "2"
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
+    assert sorted(c.data.tags["optuna.trial"] for c in children) == ["0", "1", "2"]
+
+    preset = yaml.safe_load((tmp_path / "experiments" / "tiny-best.yaml").read_text())
+    best = result["best_params"]
+    assert preset["model"]["units"] == best["model.units"] and preset["data"]["maxlen"] == best["data.maxlen"]
+    assert "sweep" not in preset and preset["train"]["epochs"] == 5
+
+    # The same command with a higher cap resumes: only the missing trials run, under the same parent.
+    more = sweep_overrides + ["sweep.n_trials=5"]
+    sweep.sweep(config.compose(more), more)
+    _, parents, children = runs_of_study(isolated_tracking)
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]
+    assert len(children) == 5
+    assert len(finished_trials(config.compose(more).sweep.storage)) == 5
+
+
+def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
+    # Validation accuracy never reaches 1.01: every trial is pruned after its first epoch.
+    monkeypatch.setattr(sweep, "make_pruner", lambda _: optuna.pruners.ThresholdPruner(lower=1.01))
+    overrides = sweep_overrides + ["sweep.n_trials=2"]
+    with pytest.raises(UserError, match="no trial completed"):
+        sweep.sweep(config.compose(overrides), overrides)
+    trials = finished_trials(config.compose(overrides).sweep.storage)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(len(t.intermediate_values) == 1 for t in trials)
+    _, _, children = runs_of_study(isolated_tracking)
+    assert len(children) == 2
+    assert all(c.info.status == "KILLED" and c.data.tags["optuna.state"] == "PRUNED" for c in children)
+
+
+def test_two_workers_finish_exactly_n_trials(sweep_overrides, isolated_tracking, tmp_path):
+    project = copy_project(tmp_path / "project")
+    done = run_module("src.sweep", *sweep_overrides, "sweep.n_trials=4", "sweep.workers=2", cwd=project,
+                      timeout=500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = finished_trials(config.compose(sweep_overrides).sweep.storage)
+    assert len(trials) == 4 and len({t.number for t in trials}) == 4
+    assert "[worker 0]" in done.stdout and "[worker 1]" in done.stdout
+    _, parents, children = runs_of_study(isolated_tracking)
+    assert len(parents) == 1
+    assert len([c for c in children if c.data.tags.get("optuna.state") in ("COMPLETE", "PRUNED")]) == 4
+    assert (project / "experiments" / "tiny-best.yaml").is_file()
+    assert "python -m src.train experiment=tiny-best" in done.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sweep.space.model.units.low=300", "empty or inverted range"),
+    ("sweep.space.data.maxlen.high=8", "empty or inverted range"),
+    ("+sweep.space.model.unitz.low=3", "unknown parameter model.unitz"),
+    ("sweep.pruner=sometimes", "sweep.pruner must be one of"),
+    ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
+])
+def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path, override, message):
+    done = run_module("src.sweep", *sweep_overrides, "sweep.n_trials=2", override)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
+    assert not (tmp_path / "optuna.db").exists() or not finished_trials(f"sqlite:///{tmp_path / 'optuna.db'}")
