@@ -106,7 +106,8 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
 
     model_dir = Path(cfg.paths.model)
     with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
-        mlflow.log_params(tracking.flat_params(cfg) | {"train.fraction": str(train_fraction)})
+        subset = {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {}
+        mlflow.log_params(tracking.flat_params(cfg) | subset)
         model.fit(batches.training_dataset(x_train, y_train, cfg.train),
                   validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
                   epochs=cfg.train.epochs, callbacks=callbacks, verbose=2,
