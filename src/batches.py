@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from src.config import TrainConfig
+from src.text import OOV_ID, PAD_ID
 
 CHUNK_BATCHES = 50  # training: reviews are sorted by length within chunks of this many batches
 
@@ -47,16 +48,30 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     lengths = review_lengths(x)
     y = y.astype("float32")
 
-    def epoch():
+    def batch_rows():
         if cfg.bucket_by_length:
             for rows in training_order(lengths, cfg.batch_size, rng):
-                yield x[rows, :_batch_length(lengths[rows], cfg.length_step, x.shape[1])], y[rows]
+                yield rows, _batch_length(lengths[rows], cfg.length_step, x.shape[1])
         else:
-            rows = rng.permutation(len(x))
-            for i in range(0, len(rows), cfg.batch_size):
-                yield x[rows[i:i + cfg.batch_size]], y[rows[i:i + cfg.batch_size]]
+            order = rng.permutation(len(x))
+            for i in range(0, len(order), cfg.batch_size):
+                yield order[i:i + cfg.batch_size], x.shape[1]
+
+    def epoch():
+        for rows, width in batch_rows():
+            xb = x[rows, :width]
+            if cfg.word_dropout:
+                xb = drop_words(xb, cfg.word_dropout, rng)
+            yield xb, y[rows]
 
     return _dataset(epoch, n_batches=math.ceil(len(x) / cfg.batch_size))
+
+
+def drop_words(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Each word replaced by the unknown-word id with probability `rate` (padding untouched):
+    the model cannot lean on any single word, such as a name that marks one movie's reviews."""
+    dropped = (rng.random(x.shape) < rate) & (x != PAD_ID)
+    return np.where(dropped, OOV_ID, x).astype(x.dtype)
 
 
 def _prediction_order(x: np.ndarray, cfg: TrainConfig) -> np.ndarray:

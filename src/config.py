@@ -52,6 +52,7 @@ class TrainConfig:
     batch_size: int
     learning_rate: float
     clipnorm: float | None
+    word_dropout: float
     seed: int
     patience: int
     eval_batch_size: int
@@ -137,6 +138,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
         (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
         (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
+        (0 <= t.word_dropout < 1, f"train.word_dropout must be in [0, 1), got {t.word_dropout}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
         (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
         (not m.mask_padding or d.padding == "post",

@@ -53,3 +53,14 @@ def test_epochs_are_reshuffled_but_reproducible_for_a_seed():
     first, second = batches.training_order(lengths, 8, rng), batches.training_order(lengths, 8, rng)
     assert [b.tolist() for b in first] != [b.tolist() for b in second]
     assert order(3) == order(3) and order(3) != order(4)
+
+
+def test_word_dropout_replaces_words_not_padding():
+    x = random_reviews(200, 30, seed=5)
+    dropped = batches.drop_words(x, 0.3, np.random.default_rng(0))
+    words = x != 0
+    assert np.array_equal(dropped == 0, ~words), "padding stays padding and no word becomes padding"
+    changed = dropped != x
+    assert np.all(dropped[changed] == 1), "a dropped word becomes the unknown-word id"
+    assert 0.25 < changed[words].mean() < 0.35
+    assert np.array_equal(batches.drop_words(x, 0.0, np.random.default_rng(0)), x)
