@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --fraction 0.2 --epochs 2       # a quick check
     python benchmarks/train_speed.py train.jit_compile=false         # one lever off (Hydra overrides)
     python benchmarks/train_speed.py --skip-reference --name no-xla train.jit_compile=false
+    python benchmarks/train_speed.py --levers --fraction 0.25 --epochs 2   # each speed lever, side by side
 
 Both sides get the same token ids (the tokenize stage's output on the real archive, made once
 in benchmarks/.work/speed-data/) and run in their own process, one after the other, so peak
@@ -138,11 +139,24 @@ def run_pipeline(tokens: Path, epochs: int, overrides: list[str], work: Path) ->
             "config": cfg.to_dict()}
 
 
-def side_in_subprocess(side: str, args, tokens: Path, work: Path) -> dict:
+# --levers: the pipeline with one speed setting changed at a time, in the same invocation, so
+# each lever's effect is a side-by-side ratio. "lecture computation" is the reference's
+# arithmetic (zeros in front, no mask, every padded step) through the pipeline's code.
+LEVERS = {
+    "no bucketing": ["train.bucket_by_length=false"],
+    "lecture computation": ["data.padding=pre", "model.mask_padding=false", "train.bucket_by_length=false"],
+    "XLA": ["train.jit_compile=true"],
+    "batch 256, lr x2": ["train.batch_size=256", "train.learning_rate=0.002"],
+    "eval batch 64": ["train.eval_batch_size=64"],
+}
+
+
+def side_in_subprocess(side: str, args, tokens: Path, work: Path, overrides: list[str] = ()) -> dict:
     """Run one side in a fresh process; returns its figures plus its peak RSS."""
-    out = work / f"{side}.json"
-    command = [sys.executable, __file__, "--side", side, "--tokens", str(tokens), "--epochs", str(args.epochs),
-               "--out", str(out), *args.overrides]
+    out = work / f"{side.replace(' ', '_').replace(',', '')}.json"
+    kind = "reference" if side == "reference" else "pipeline"
+    command = [sys.executable, __file__, "--side", kind, "--tokens", str(tokens), "--epochs", str(args.epochs),
+               "--out", str(out), *args.overrides, *overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     proc = subprocess.Popen(command, env=env, cwd=work)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -169,6 +183,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=1.0, help="share of each split to use")
     parser.add_argument("--skip-reference", action="store_true", help="pipeline side only (no ratios)")
+    parser.add_argument("--levers", action="store_true", help="also the pipeline with each speed lever changed")
     parser.add_argument("--name", help="results name (default: from the options)")
     parser.add_argument("--archive", default=os.environ.get("IMDB_URL", str(SHARED_ARCHIVE)))
     parser.add_argument("--sha256", default=os.environ.get("IMDB_SHA256", SHARED_SHA256))
@@ -183,7 +198,8 @@ def main() -> None:
         args.out.write_text(json.dumps(result))
         return
 
-    name = args.name or "-".join([f"e{args.epochs}", f"f{args.fraction:g}", *args.overrides]).replace("=", "_")
+    name = args.name or "-".join([f"e{args.epochs}", f"f{args.fraction:g}", *args.overrides]
+                                 + (["levers"] if args.levers else [])).replace("=", "_")
     work = WORK / f"speed-{name}"
     work.mkdir(parents=True, exist_ok=True)
     tokens = prepare_tokens(args.archive, args.sha256)
@@ -193,6 +209,8 @@ def main() -> None:
     sides = {"pipeline": side_in_subprocess("pipeline", args, tokens, work)}
     if not args.skip_reference:
         sides["reference"] = side_in_subprocess("reference", args, tokens, work)
+    for lever, overrides in (LEVERS.items() if args.levers else ()):
+        sides[lever] = side_in_subprocess(lever, args, tokens, work, overrides)
     report = {"name": name, "epochs": args.epochs, "fraction": args.fraction, "overrides": args.overrides,
               "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -200,20 +218,25 @@ def main() -> None:
                                "eval_seconds": round(r["eval_seconds"], 1), "n_train": r["n_train"], "n_test": r["n_test"]}
                         for side, r in sides.items()}}
 
-    print(f"\n{'side':<10} {'epoch':>5} {'train s':>8} {'epoch s':>8} {'val acc':>8}")
+    print(f"\n{'side':<20} {'epoch':>5} {'train s':>8} {'epoch s':>8} {'val acc':>8}")
     for side, r in sides.items():
         for e in r["epochs"]:
-            print(f"{side:<10} {e['epoch']:>5} {e['train_seconds']:>8.1f} {e['epoch_seconds']:>8.1f} {e['val_accuracy']:>8.4f}")
-    print(f"\n{'side':<10} {'train rev/s':>11} {'eval rev/s':>10} {'best val':>8} {'test acc':>8} {'peak MiB':>8}")
+            print(f"{side:<20} {e['epoch']:>5} {e['train_seconds']:>8.1f} {e['epoch_seconds']:>8.1f} {e['val_accuracy']:>8.4f}")
+    print(f"\n{'side':<20} {'train rev/s':>11} {'eval rev/s':>10} {'best val':>8} {'test acc':>8} {'peak MiB':>8}"
+          + ("  train x  eval x  (vs reference)" if "reference" in sides else ""))
     for side, r in report["sides"].items():
         s = r["summary"]
-        print(f"{side:<10} {s['train_reviews_per_s']:>11} {s['eval_reviews_per_s']:>10} "
-              f"{s['best_val_accuracy']:>8} {s['test_accuracy']:>8} {r['peak_rss_mib']:>8}")
+        line = (f"{side:<20} {s['train_reviews_per_s']:>11} {s['eval_reviews_per_s']:>10} "
+                f"{s['best_val_accuracy']:>8} {s['test_accuracy']:>8} {r['peak_rss_mib']:>8}")
+        if "reference" in sides and side != "reference":
+            ref = report["sides"]["reference"]["summary"]
+            r["vs_reference"] = {"train_throughput": round(s["train_reviews_per_s"] / ref["train_reviews_per_s"], 2),
+                                 "eval_throughput": round(s["eval_reviews_per_s"] / ref["eval_reviews_per_s"], 2),
+                                 "best_val_accuracy_diff": round(s["best_val_accuracy"] - ref["best_val_accuracy"], 4)}
+            line += f"  {r['vs_reference']['train_throughput']:>7} {r['vs_reference']['eval_throughput']:>7}"
+        print(line)
     if "reference" in sides:
-        p, ref = report["sides"]["pipeline"]["summary"], report["sides"]["reference"]["summary"]
-        report["ratios"] = {"train_throughput": round(p["train_reviews_per_s"] / ref["train_reviews_per_s"], 2),
-                            "eval_throughput": round(p["eval_reviews_per_s"] / ref["eval_reviews_per_s"], 2),
-                            "best_val_accuracy_diff": round(p["best_val_accuracy"] - ref["best_val_accuracy"], 4)}
+        report["ratios"] = report["sides"]["pipeline"]["vs_reference"]
         print(f"\npipeline/reference: training throughput x{report['ratios']['train_throughput']}, "
               f"evaluation throughput x{report['ratios']['eval_throughput']}, "
               f"best val accuracy {report['ratios']['best_val_accuracy_diff']:+.4f}")
