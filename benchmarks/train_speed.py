@@ -2,18 +2,18 @@
 
     python benchmarks/train_speed.py                                 # full data, 3 epochs
     python benchmarks/train_speed.py --fraction 0.2 --epochs 2       # a quick check
-    python benchmarks/train_speed.py train.jit_compile=false         # one lever off (Hydra overrides)
-    python benchmarks/train_speed.py --skip-reference --name no-xla train.jit_compile=false
+    python benchmarks/train_speed.py train.jit_compile=true          # one lever changed (Hydra overrides)
+    python benchmarks/train_speed.py --skip-reference --name xla train.jit_compile=true
     python benchmarks/train_speed.py --levers --fraction 0.25 --epochs 2   # each speed lever, side by side
 
 Both sides get the same token ids (the tokenize stage's output on the real archive, made once
 in benchmarks/.work/speed-data/) and run in their own process, one after the other, so peak
 memory is each side's own. The reference is benchmarks/seed_reference.py (the lecture's model
-and calls); the pipeline side is `src.train.train` on the default config at maxlen 200 and 128
-units (the lecture's model size) plus any overrides, then `src.batches.predict` on the test
-split. Prints per-epoch seconds, training and evaluation reviews/s, validation accuracy per
-epoch, peak memory and the pipeline/reference ratios (of medians over epochs); writes
-benchmarks/results/train_speed-<name>.json.
+and calls); the pipeline side is `src.train.train` on the same model and hyperparameters (the
+lecture12 preset: maxlen 200, 128 units, batch 64) with the pipeline's speed settings on, plus
+any overrides, then `src.batches.predict` on the test split. Prints per-epoch seconds,
+training and evaluation reviews/s, validation accuracy per epoch, peak memory and the
+pipeline/reference ratios (of medians over epochs); writes benchmarks/results/train_speed-<name>.json.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline import SHARED_ARCHIVE, SHARED_SHA256  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work"
-SPEED_DEFAULTS = ["data.maxlen=200", "model.units=128"]  # the lecture's model size
+# The pipeline side: the lecture's model and hyperparameters (the lecture12 preset) with the
+# pipeline's speed settings, which lecture12 turns off: masked padding at the end, length buckets.
+SPEED_DEFAULTS = ["experiment=lecture12", "data.padding=post", "model.mask_padding=true", "train.bucket_by_length=true"]
 
 
 def prepare_tokens(archive: str, sha256: str) -> Path:
