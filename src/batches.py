@@ -3,8 +3,9 @@
 With `train.bucket_by_length`, reviews of similar length share a batch and each batch is cut
 to its longest review (rounded up to `train.length_step`), so the LSTM does not step through
 columns that are padding in every row of the batch. The model masks padding ids, so a review's
-score is the same in any batch. 57% of the training reviews are shorter than 200 tokens; at
-maxlen 200 bucketing skips about 20% of the steps, at maxlen 400 about 47%.
+score is the same in any batch. 58% of the training reviews are shorter than 200 tokens; with
+batches of 64 and lengths rounded up to 16, bucketing skips 17% of the steps at maxlen 200 and
+54% at maxlen 500.
 """
 
 from __future__ import annotations
