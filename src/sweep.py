@@ -145,7 +145,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
     tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
     try:
         result = train(trial_cfg, train_fraction=cfg.sweep.train_fraction, callbacks=[pruning_callback(trial)],
-                       parent_run_id=parent_run_id, tags=tags, save=False)
+                       parent_run_id=parent_run_id, tags=tags, save=False, verbose=0)
     except Pruned:
         _tag_trial_run(cfg, trial, "PRUNED")
         raise optuna.TrialPruned() from None

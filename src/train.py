@@ -70,12 +70,14 @@ def dataset_tags(cfg: config.Config) -> dict[str, str]:
 
 
 def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = (),
-          parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True) -> dict:
+          parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True,
+          verbose: int = 2) -> dict:
     """Train under an MLflow run; return the run id, best validation accuracy and epochs run.
 
     The DVC stage and `python -m src.train` use the defaults. A sweep trial trains on a seeded,
     stratified `train_fraction` of the training reviews, adds its pruning callback, nests its
-    run under the study's parent run and keeps no model files (`save=False`).
+    run under the study's parent run, keeps no model files (`save=False`) and prints no
+    per-epoch lines (`verbose=0`: the sweep prints a line per trial).
     """
     import keras
     import mlflow
@@ -102,7 +104,7 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
     callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
     if cfg.train.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=1))
+            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
 
     model_dir = Path(cfg.paths.model)
     with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
@@ -110,7 +112,7 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         mlflow.log_params(tracking.flat_params(cfg) | subset)
         model.fit(batches.training_dataset(x_train, y_train, cfg.train),
                   validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
-                  epochs=cfg.train.epochs, callbacks=callbacks, verbose=2,
+                  epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
                   shuffle=False)  # the dataset shuffles, seeded by train.seed
         best = max(row["val_accuracy"] for row in logger.rows)
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})

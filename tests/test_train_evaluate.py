@@ -50,7 +50,8 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
 
     import keras
     model = keras.saving.load_model(Path(prepared_cfg.paths.model) / train.MODEL_FILE, safe_mode=True)
-    assert model.get_layer("lstm").units == 8
+    lstm = model.get_layer("bidirectional_lstm")  # the default reads both directions
+    assert lstm.forward_layer.units == lstm.backward_layer.units == 8
     rows = list(csv.DictReader(open(Path(prepared_cfg.paths.reports) / train.HISTORY_FILE)))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[-1]["val_accuracy"]) == pytest.approx(history[-1].value)
@@ -101,7 +102,8 @@ def test_unusable_tracking_store_is_one_line(tiny_cfg, monkeypatch, tmp_path, ur
 
 def start_training(cfg, epochs: int = 100000) -> subprocess.Popen:
     args = [f"paths.{key}={getattr(cfg.paths, key)}" for key in ("raw", "tokens", "padded", "model", "reports")]
-    overrides = TINY_OVERRIDES + args + [f"train.epochs={epochs}"]
+    # No early stopping: the run must still be training when the test signals it.
+    overrides = TINY_OVERRIDES + args + [f"train.epochs={epochs}", "train.patience=0"]
     return subprocess.Popen([sys.executable, "-m", "src.train", *overrides], cwd=PROJECT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
