@@ -65,6 +65,7 @@ class TrainConfig:
 class TrackingConfig:
     experiment: str
     run_name: str | None
+    registered_model: str | None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src import batches, config, tracking
+from src import batches, config, registry, tracking
 from src.artifacts import atomic_write_text
 from src.errors import UserError, command
 from src.pad import load_split
@@ -62,24 +62,30 @@ def evaluate(cfg: config.Config) -> dict:
     model_path = Path(cfg.paths.model) / MODEL_FILE
     if not model_path.is_file():
         raise UserError(f"{model_path} not found: run the train stage first (`dvc repro train`)")
-    run_id = read_json(Path(cfg.paths.model) / RUN_FILE)["run_id"]
+    trained = read_json(Path(cfg.paths.model) / RUN_FILE)
+    if not {"run_id", "model_uri", "best_val_accuracy"} <= trained.keys():
+        raise UserError(f"{Path(cfg.paths.model) / RUN_FILE} is from an older version: re-run training (`dvc repro -f train`)")
     model = load_model(model_path, jit_compile=cfg.train.jit_compile)
     x_test, y_test = load_split(cfg, "test")
     p_positive = batches.predict(model, x_test, cfg.train)
     metrics, roc = score(y_test.astype(int), p_positive)
 
-    with tracking.run(cfg, run_id=run_id):
+    with tracking.run(cfg, run_id=trained["run_id"]):
         reports = Path(cfg.paths.reports)
         atomic_write_text(reports / ROC_FILE, _csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
         y_pred = (p_positive >= 0.5).astype(int)
         atomic_write_text(reports / CONFUSION_FILE,
                           _csv(["actual", "predicted"], zip(LABEL_NAMES[y_test], LABEL_NAMES[y_pred])))
-        # The metrics file last: it is what `dvc metrics show` reads as "evaluation done".
-        atomic_write_text(reports / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
         cm = metrics["confusion_matrix"]
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
                            | {f"test_{k}": v for k, v in cm.items()})
-        mlflow.log_artifact(str(reports / METRICS_FILE))
+        mlflow.log_dict(metrics, METRICS_FILE)
+        if cfg.tracking.registered_model:
+            version = registry.register(cfg, trained["model_uri"], trained["best_val_accuracy"], metrics["accuracy"])
+            print(f"registered {cfg.tracking.registered_model} version {version.version} "
+                  f"(alias {registry.CHALLENGER}); `python -m src.registry promote` makes it {registry.CHAMPION}")
+        # The metrics file last: it is what `dvc metrics show` reads as "evaluation done".
+        atomic_write_text(reports / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -76,7 +76,7 @@ def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
     return orphans
 
 
-def _connect(cfg: Config):
+def connect(cfg: Config):
     """Point MLflow at the store and return (client, experiment_id), or fail in one line."""
     import mlflow
 
@@ -120,7 +120,7 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
     ends the run with that status instead of FAILED."""
     import mlflow
 
-    client, experiment_id = _connect(cfg)
+    client, experiment_id = connect(cfg)
     mark_orphaned_runs_killed(client, experiment_id)
     if run_id is not None and _find_run(client, run_id) is None:
         raise UserError(f"MLflow run {run_id} is not in {tracking_uri()}: re-run training (`dvc repro -f train`)")
@@ -159,7 +159,7 @@ def open_study_run(cfg: Config, run_id: str | None) -> str:
     """The sweep's parent run: reopened when the study already has one (a resumed sweep),
     else created. Opened with the client, not as the process's active run, so trial runs
     in this process or in worker processes nest under it by id."""
-    client, experiment_id = _connect(cfg)
+    client, experiment_id = connect(cfg)
     mark_orphaned_runs_killed(client, experiment_id)
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), "optuna.study": cfg.sweep.study_name}
     if run_id is not None and _find_run(client, run_id) is not None:

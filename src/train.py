@@ -22,7 +22,7 @@ from src.pad import load_split
 from src.splits import read_json
 
 MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"          # {"run_id": ...}: the MLflow run that trained the model
+RUN_FILE = "run.json"          # the MLflow run that trained the model, the logged model's URI, best val accuracy
 HISTORY_FILE = "history.csv"   # one row per epoch: the training-curve plot
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -82,7 +82,9 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
     import keras
     import mlflow
 
+    from src import registry
     from src.model import build_model
+    from src.predict import write_companions
     from src.tokenize import stratified_split
 
     x_train, y_train = load_split(cfg, "train")
@@ -119,9 +121,11 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         if save:
             with atomic_path(model_dir / MODEL_FILE) as tmp:
                 model.save(tmp)
+            model_uri = registry.log_model(write_companions(cfg, model_dir))
             atomic_write_text(Path(cfg.paths.reports) / HISTORY_FILE, _history_csv(logger.rows))
-            mlflow.log_artifact(str(model_dir / MODEL_FILE), artifact_path="model")
-            atomic_write_text(model_dir / RUN_FILE, json.dumps({"run_id": active.info.run_id}) + "\n")
+            # Last: evaluate reads it, and a stage killed before this line left no valid outputs.
+            atomic_write_text(model_dir / RUN_FILE, json.dumps(
+                {"run_id": active.info.run_id, "model_uri": model_uri, "best_val_accuracy": best}) + "\n")
     return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": len(logger.rows)}
 
 

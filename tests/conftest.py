@@ -87,6 +87,17 @@ def tiny_cfg(tmp_path) -> config.Config:
     return config.compose(TINY_OVERRIDES + paths)
 
 
+@pytest.fixture
+def prepared_cfg(tiny_cfg, tiny_archive):
+    """tiny_cfg with the download, tokenize and pad stages done."""
+    from src import download, pad, tokenize
+
+    download.download(tiny_cfg)
+    tokenize.tokenize(tiny_cfg)
+    pad.pad_splits(tiny_cfg)
+    return tiny_cfg
+
+
 def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,
                timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module>` as a user would; output captured as text."""

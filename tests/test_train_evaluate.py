@@ -20,15 +20,6 @@ from src.errors import UserError
 from tests.conftest import PROJECT, TINY_OVERRIDES
 
 
-@pytest.fixture
-def prepared_cfg(tiny_cfg, tiny_archive):
-    """tiny_cfg with the download, tokenize and pad stages done."""
-    download.download(tiny_cfg)
-    tokenize.tokenize(tiny_cfg)
-    pad.pad_splits(tiny_cfg)
-    return tiny_cfg
-
-
 def client(uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri)
 
@@ -46,7 +37,9 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     assert run.data.metrics["epoch_seconds"] > 0
     assert run.data.tags["dataset.sha256"] == os.environ["IMDB_SHA256"]
     assert run.data.tags[tracking.PID_TAG] == str(os.getpid())
-    assert [a.path for a in client(isolated_tracking).list_artifacts(result["run_id"], "model")] == ["model/model.keras"]
+    logged = json.loads((Path(prepared_cfg.paths.model) / train.RUN_FILE).read_text())
+    assert logged["run_id"] == result["run_id"] and logged["best_val_accuracy"] == result["best_val_accuracy"]
+    assert mlflow.models.get_model_info(logged["model_uri"]).run_id == result["run_id"]
 
     import keras
     model = keras.saving.load_model(Path(prepared_cfg.paths.model) / train.MODEL_FILE, safe_mode=True)

@@ -1,0 +1,154 @@
+"""Sentiment of raw reviews with a trained model.
+
+    python -m src.predict "A wonderful film" "Two hours I will never get back"
+    python -m src.predict --file reviews.txt            # one review per line; `-` or no input: stdin
+    python -m src.predict --model models:/imdb-lstm@champion "A wonderful film"
+
+Prints one line per review: label, positive probability, the review's start. The model is the
+pipeline's (models/model.keras with the tokenize stage's vocabulary) unless --model names an
+MLflow model. Either way `ReviewClassifier` does the work, with the tokenizer and padding the
+model was trained with and length-bucketed batches, so 25,000 reviews take seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from src import batches, config
+from src.errors import UserError, command
+from src.text import Vocabulary, pad
+from src.train import MODEL_FILE
+
+VOCAB_FILE = "vocab.txt"           # the tokenize stage's vocabulary, copied beside the model
+SETTINGS_FILE = "settings.json"    # how the model's input was padded and batched
+THRESHOLD = 0.5                    # probability at or above which a review is labelled positive
+
+
+class ReviewClassifier:
+    """Raw review strings -> positive-class probability, exactly as training saw reviews."""
+
+    def __init__(self, model, vocabulary: Vocabulary, settings: dict):
+        self.model = model
+        self.vocabulary = vocabulary
+        self.padding = settings["padding"]               # maxlen, padding, truncating
+        self.batching = config.TrainConfig(**settings["train"])
+
+    @staticmethod
+    def settings(cfg: config.Config) -> dict:
+        from src.pad import padding_settings
+
+        return {"padding": padding_settings(cfg), "train": asdict(cfg.train)}
+
+    @classmethod
+    def from_files(cls, model: str | Path, vocabulary: str | Path, settings: str | Path) -> "ReviewClassifier":
+        for path in (model, vocabulary, settings):
+            if not Path(path).is_file():
+                raise UserError(f"{path} not found: train a model first (`dvc repro`) or pass --model")
+        from src.model import load_model  # imports TensorFlow: after the checks, which need none
+
+        return cls(load_model(model), Vocabulary.load(vocabulary), json.loads(Path(settings).read_text()))
+
+    def predict_proba(self, reviews: list[str]) -> np.ndarray:
+        sequences = [np.asarray(self.vocabulary.encode(review), dtype=np.int32) for review in reviews]
+        if not sequences:
+            return np.empty(0, dtype="float32")
+        return batches.predict(self.model, pad(sequences, **self.padding), self.batching)
+
+
+def write_companions(cfg: config.Config, model_dir: Path) -> dict[str, Path]:
+    """Put the vocabulary and the padding settings beside a saved model, so that the model
+    directory alone turns raw text into predictions; return the three files by role."""
+    from src.artifacts import atomic_path, atomic_write_text
+
+    vocab = Path(cfg.paths.tokens) / VOCAB_FILE
+    if not vocab.is_file():
+        raise UserError(f"{vocab} not found: run the tokenize stage (`dvc repro tokenize`)")
+    with atomic_path(model_dir / VOCAB_FILE) as tmp:
+        shutil.copyfile(vocab, tmp)
+    atomic_write_text(model_dir / SETTINGS_FILE, json.dumps(ReviewClassifier.settings(cfg), indent=2) + "\n")
+    return model_files(model_dir)
+
+
+def model_files(model_dir: Path) -> dict[str, Path]:
+    return {"model": model_dir / MODEL_FILE, "vocabulary": model_dir / VOCAB_FILE,
+            "settings": model_dir / SETTINGS_FILE}
+
+
+def pipeline_classifier(cfg: config.Config) -> ReviewClassifier:
+    return ReviewClassifier.from_files(**model_files(Path(cfg.paths.model)))
+
+
+def registry_classifier(uri: str) -> ReviewClassifier:
+    """The classifier inside an MLflow model (`models:/imdb-lstm@champion`, `runs:/<id>/model`)."""
+    import mlflow
+
+    from src import tracking
+
+    store = tracking.tracking_uri()
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(store)
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except Exception as exc:  # unknown name, alias or run; unreachable store
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise UserError(f"cannot load model {uri} from {store}: {first_line}") from None
+    return loaded.unwrap_python_model().classifier
+
+
+def read_reviews(source) -> list[str]:
+    """One review per line; bytes that are not UTF-8 are replaced, as in the tokenize stage."""
+    return source.read().decode("utf-8", errors="replace").splitlines()
+
+
+def _parse(argv: list[str]):
+    parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("reviews", nargs="*", help="reviews to classify (default: --file or stdin)")
+    parser.add_argument("--file", help="a file of reviews, one per line; - for stdin")
+    parser.add_argument("--model", help="an MLflow model URI (default: the pipeline's model)")
+    parser.add_argument("--params", default=config.PARAMS_FILE,
+                        help="where the pipeline's paths and padding come from (default: params.yaml)")
+    return parser.parse_args(argv)
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.reviews and args.file:
+        raise UserError("give reviews as arguments or with --file, not both")
+    if args.reviews:
+        reviews = args.reviews
+    elif args.file and args.file != "-":
+        if not Path(args.file).is_file():
+            raise UserError(f"{args.file} not found")
+        with open(args.file, "rb") as f:
+            reviews = read_reviews(f)
+    else:
+        reviews = read_reviews(sys.stdin.buffer)
+    # A blank line is no review: it is skipped, and said so, rather than scored as one.
+    blank = [i for i, review in enumerate(reviews, 1) if not review.strip()]
+    reviews = [review for review in reviews if review.strip()]
+    if args.model:
+        classifier = registry_classifier(args.model)
+    else:
+        classifier = pipeline_classifier(config.load(args.params))
+    probabilities = classifier.predict_proba(reviews)
+    out = sys.stdout
+    for review, p in zip(reviews, probabilities):
+        label = "pos" if p >= THRESHOLD else "neg"
+        start = " ".join(review.split())
+        out.write(f"{label}\t{p:.4f}\t{start[:60] + ('...' if len(start) > 60 else '')}\n")
+    if blank:
+        print(f"skipped {len(blank)} blank line(s): {', '.join(map(str, blank[:10]))}"
+              f"{' ...' if len(blank) > 10 else ''}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

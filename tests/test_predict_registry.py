@@ -1,0 +1,157 @@
+"""Using the trained model: predict on raw text, the registry's aliases, `mlflow models serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from src import config, evaluate, predict, registry, train
+from src.pad import load_split
+from tests.conftest import NEGATIVE, POSITIVE, PROJECT, run_module
+
+REVIEWS = ["a wonderful film, great acting", "an awful film, terrible and boring", "", "great" * 3000]
+
+
+@pytest.fixture
+def trained_cfg(prepared_cfg, tmp_path):
+    """Trained and evaluated (so registered as version 1); params.yaml written for the commands."""
+    train.train(prepared_cfg)
+    evaluate.evaluate(prepared_cfg)
+    (tmp_path / "params.yaml").write_text(config.to_yaml(prepared_cfg))
+    return prepared_cfg
+
+
+def parse(stdout: str) -> list[tuple[str, float]]:
+    return [(line.split("\t")[0], float(line.split("\t")[1])) for line in stdout.splitlines()]
+
+
+def test_raw_text_gets_the_scores_evaluate_gives_the_token_ids(trained_cfg):
+    classifier = predict.pipeline_classifier(trained_cfg)
+    # The tiny archive's test reviews, in the tokenize stage's order (pos folder, then neg)...
+    texts = [f"{POSITIVE[i % 3]} review {i}" for i in range(16)] + [f"{NEGATIVE[i % 3]} review {i}" for i in range(16)]
+    from src.batches import predict as predict_ids
+    from src.model import load_model
+    x_test, y_test = load_split(trained_cfg, "test")
+    assert sorted(y_test.tolist()) == [0] * 16 + [1] * 16
+    expected = predict_ids(load_model(Path(trained_cfg.paths.model) / train.MODEL_FILE), x_test, trained_cfg.train)
+    # ...scored from raw text match what evaluate scored from the pad stage's arrays, as a set.
+    np.testing.assert_allclose(np.sort(classifier.predict_proba(texts)), np.sort(expected), atol=1e-6)
+    scores = classifier.predict_proba(REVIEWS)
+    assert scores[0] > 0.5 > scores[1]
+    assert np.all((scores >= 0) & (scores <= 1)) and len(scores) == 4  # empty and very long reviews too
+
+
+def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
+    params = str(tmp_path / "params.yaml")
+    by_args = run_module("src.predict", "--params", params, *REVIEWS[:2])
+    assert by_args.returncode == 0, by_args.stderr
+    rows = parse(by_args.stdout)
+    assert [label for label, _ in rows] == ["pos", "neg"]
+    expected = predict.pipeline_classifier(trained_cfg).predict_proba(REVIEWS[:2])
+    assert [p for _, p in rows] == pytest.approx(expected.tolist(), abs=1e-4)
+
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_bytes(b"a wonderful film\n\n\xff\xfe great \xc3 acting\n" + b"awful " * 5000 + b"\n")
+    by_file = run_module("src.predict", "--params", params, "--file", str(reviews))
+    assert by_file.returncode == 0, by_file.stderr
+    assert len(parse(by_file.stdout)) == 3 and "skipped 1 blank line(s): 2" in by_file.stderr
+    by_stdin = subprocess.run([sys.executable, "-m", "src.predict", "--params", params], input=reviews.read_bytes(),
+                              capture_output=True, cwd=PROJECT, timeout=300)
+    assert by_stdin.stdout.decode() == by_file.stdout
+
+
+def test_predict_without_a_model_is_one_line(tiny_cfg, tmp_path):
+    (tmp_path / "params.yaml").write_text(config.to_yaml(tiny_cfg))
+    result = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "a film")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {Path(tiny_cfg.paths.model) / train.MODEL_FILE} not found: train a model first (`dvc repro`) or pass --model"]
+    no_store = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "--model", "models:/imdb-lstm@champion", "x")
+    assert no_store.returncode == 2
+    assert no_store.stderr.strip().splitlines() == [
+        f"error: no MLflow store at {os.environ['MLFLOW_TRACKING_URI']}: run `dvc repro` first, or set MLFLOW_TRACKING_URI"]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_path):
+    name = trained_cfg.tracking.registered_model
+    client = mlflow.MlflowClient()
+    first = client.get_model_version_by_alias(name, registry.CHALLENGER)
+    assert str(first.version) == "1" and float(first.tags[registry.TEST_TAG]) >= 0.9
+    params = str(tmp_path / "params.yaml")
+
+    promoted = run_module("src.registry", "promote", "--params", params)
+    assert promoted.returncode == 0, promoted.stderr
+    assert promoted.stdout.startswith("champion is now version 1")
+    # The registry URI serves the same classifier as the pipeline's files.
+    by_uri = run_module("src.predict", "--params", params, "--model", f"models:/{name}@champion", *REVIEWS[:2])
+    by_files = run_module("src.predict", "--params", params, *REVIEWS[:2])
+    assert by_uri.returncode == 0, by_uri.stderr
+    assert by_uri.stdout == by_files.stdout
+    unknown = run_module("src.predict", "--params", params, "--model", "models:/nothing@champion", "x")
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.stderr.startswith("error: cannot load model models:/nothing@champion")
+
+    logged = json.loads((Path(trained_cfg.paths.model) / train.RUN_FILE).read_text())
+    worse = registry.register(trained_cfg, logged["model_uri"], val_accuracy=float(first.tags[registry.VAL_TAG]) - 0.1,
+                              test_accuracy=0.5)
+    refused = run_module("src.registry", "promote", "--params", params)
+    assert refused.returncode == 1
+    assert refused.stdout.startswith(f"champion stays version 1") and f"version {worse.version} has" in refused.stdout
+    assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
+
+    better = registry.register(trained_cfg, logged["model_uri"], val_accuracy=1.01, test_accuracy=0.5)
+    assert run_module("src.registry", "promote", "--params", params, "--version", str(better.version)).returncode == 0
+    assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == str(better.version)
+    shown = run_module("src.registry", "--params", params)
+    assert shown.returncode == 0 and "champion" in shown.stdout and len(shown.stdout.splitlines()) == 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
+    name = trained_cfg.tracking.registered_model
+    port = free_port()
+    uri = f"models:/{name}@{registry.CHALLENGER}"
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # bounded: 120 s for the server to load the model
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 120 s"
+            time.sleep(1)
+        body = json.dumps({"dataframe_records": [{"review": r} for r in REVIEWS]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            answer = json.loads(reply.read())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    served = [row["positive_probability"] for row in answer["predictions"]]
+    expected = predict.pipeline_classifier(trained_cfg).predict_proba(REVIEWS)
+    assert served == pytest.approx(expected.tolist(), abs=1e-6)
