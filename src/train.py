@@ -97,11 +97,6 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         _, keep = stratified_split(y_train, train_fraction, cfg.train.seed)
         x_train, y_train = x_train[keep], y_train[keep]
 
-    keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
-    model = build_model(cfg.model, cfg.data.num_words)
-    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
-                  jit_compile=cfg.train.jit_compile)
     logger = _epoch_logger()
     callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
     if cfg.train.patience > 0:
@@ -110,6 +105,13 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
 
     model_dir = Path(cfg.paths.model)
     with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
+        # Seeded only now: MLflow draws a run's random name from Python's `random`, so seeding
+        # first would give every run of one seed the same name.
+        keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
+        model = build_model(cfg.model, cfg.data.num_words)
+        optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+                      jit_compile=cfg.train.jit_compile)
         subset = {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {}
         mlflow.log_params(tracking.flat_params(cfg) | subset)
         model.fit(batches.training_dataset(x_train, y_train, cfg.train),

@@ -98,6 +98,27 @@ def prepared_cfg(tiny_cfg, tiny_archive):
     return tiny_cfg
 
 
+SPACE = ["sweep.space.model.units.low=4", "sweep.space.model.units.high=8",
+         "sweep.space.data.maxlen.low=8", "sweep.space.data.maxlen.high=16", "sweep.space.data.maxlen.step=4"]
+
+
+@pytest.fixture
+def sweep_overrides(tmp_path, tiny_archive):
+    """Overrides for a tiny sweep whose data stages have run, with its stores under tmp_path."""
+    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
+    overrides = TINY_OVERRIDES + paths + SPACE + [
+        # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
+        "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
+        "sweep.preset=tiny-best"]
+    cfg = config.compose(overrides)
+    from src import download, pad, tokenize
+
+    download.download(cfg)
+    tokenize.tokenize(cfg)
+    pad.pad_splits(cfg)
+    return overrides
+
+
 def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,
                timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module>` as a user would; output captured as text."""

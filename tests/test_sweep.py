@@ -7,28 +7,9 @@ import optuna
 import pytest
 import yaml
 
-from src import config, download, pad, sweep, tokenize
+from src import config, sweep
 from src.errors import UserError
-from tests.conftest import TINY_OVERRIDES, copy_project, run_module
-
-SPACE = ["sweep.space.model.units.low=4", "sweep.space.model.units.high=8",
-         "sweep.space.data.maxlen.low=8", "sweep.space.data.maxlen.high=16", "sweep.space.data.maxlen.step=4"]
-
-
-@pytest.fixture
-def sweep_overrides(tmp_path, tiny_archive):
-    """Overrides for a tiny sweep whose data stages have run, with its stores under tmp_path."""
-    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
-    overrides = TINY_OVERRIDES + paths + SPACE + [
-        # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
-        "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
-        "sweep.preset=tiny-best"]
-    cfg = config.compose(overrides)
-    download.download(cfg)
-    tokenize.tokenize(cfg)
-    pad.pad_splits(cfg)
-    return overrides
-
+from tests.conftest import copy_project, run_module
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
     client = mlflow.MlflowClient(uri)
