@@ -43,8 +43,6 @@ def training_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
 
 def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     """Shuffled (x, y) batches, reshuffled every epoch, deterministic for a given train.seed."""
-    import tensorflow as tf
-
     rng = np.random.default_rng(cfg.seed)
     lengths = review_lengths(x)
     y = y.astype("float32")

@@ -6,9 +6,13 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -117,6 +121,27 @@ def sweep_overrides(tmp_path, tiny_archive):
     tokenize.tokenize(cfg)
     pad.pad_splits(cfg)
     return overrides
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(server: subprocess.Popen, url: str, seconds: int = 120) -> None:
+    """Poll url once a second until it answers 200; fail if the server exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.stderr.read() if server.stderr else "server exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer within {seconds} s"
+        time.sleep(1)
 
 
 def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,

@@ -9,16 +9,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from src import config, sweep
-from tests.conftest import PROJECT
-from tests.test_predict_registry import free_port
+from tests.conftest import PROJECT, free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags this machine needs: no sandbox as root, no GPU, no calls to Google's services.
@@ -44,17 +40,7 @@ def ui_with_a_sweep(sweep_overrides, tmp_path, monkeypatch):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     address = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:  # bounded: 120 s for the server to come up
-            assert server.poll() is None, server.stderr.read()
-            try:
-                with urllib.request.urlopen(f"{address}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "mlflow ui did not answer in 120 s"
-            time.sleep(1)
+        wait_until_serving(server, f"{address}/health")
         yield address
     finally:
         server.terminate()

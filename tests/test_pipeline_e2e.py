@@ -12,7 +12,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, copy_project, review_files, run_module, write_archive
+from tests.conftest import TINY_OVERRIDES, copy_project, run_module
 
 
 def tiny_preset() -> str:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 
 from src import config, evaluate, predict, registry, train
 from src.pad import load_split
-from tests.conftest import NEGATIVE, POSITIVE, PROJECT, run_module
+from tests.conftest import NEGATIVE, POSITIVE, PROJECT, free_port, run_module, wait_until_serving
 
 REVIEWS = ["a wonderful film, great acting", "an awful film, terrible and boring", "", "great" * 3000]
 
@@ -108,7 +105,7 @@ def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_pa
                               test_accuracy=0.5)
     refused = run_module("src.registry", "promote", "--params", params)
     assert refused.returncode == 1
-    assert refused.stdout.startswith(f"champion stays version 1") and f"version {worse.version} has" in refused.stdout
+    assert refused.stdout.startswith("champion stays version 1") and f"version {worse.version} has" in refused.stdout
     assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
 
     better = registry.register(trained_cfg, logged["model_uri"], val_accuracy=1.01, test_accuracy=0.5)
@@ -116,12 +113,6 @@ def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_pa
     assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == str(better.version)
     shown = run_module("src.registry", "--params", params)
     assert shown.returncode == 0 and "champion" in shown.stdout and len(shown.stdout.splitlines()) == 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
@@ -133,17 +124,7 @@ def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
                               cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     try:
-        deadline = time.monotonic() + 120
-        while True:  # bounded: 120 s for the server to load the model
-            assert server.poll() is None, server.stderr.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 120 s"
-            time.sleep(1)
+        wait_until_serving(server, f"http://127.0.0.1:{port}/ping")  # loading the model takes a while
         body = json.dumps({"dataframe_records": [{"review": r} for r in REVIEWS]}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                          headers={"Content-Type": "application/json"})

@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from src import download, evaluate, pad, tokenize, tracking, train
+from src import evaluate, tracking, train
 from src.errors import UserError
 from tests.conftest import PROJECT, TINY_OVERRIDES
 
