@@ -82,6 +82,8 @@ def connect(cfg: Config):
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
+    # Our artifacts are a few small files; MLflow's progress bars for each would bury our lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         client = mlflow.MlflowClient()
         experiment_id = _experiment_id(client, cfg.tracking.experiment)
