@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
 from src import evaluate, tracking, train
@@ -136,3 +137,33 @@ def test_sigkilled_run_is_marked_killed_by_the_next_run(prepared_cfg, isolated_t
         pass
     assert client(isolated_tracking).get_run(run.info.run_id).info.status == "KILLED"
     assert not (Path(prepared_cfg.paths.model) / train.MODEL_FILE).exists()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(prepared_cfg, tmp_path):
+    def weights_after_training(seed: int, name: str):
+        cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, seed=seed),
+                      paths=replace(prepared_cfg.paths, model=str(tmp_path / name)))
+        result = train.train(cfg)
+        import keras
+        model = keras.saving.load_model(Path(cfg.paths.model) / train.MODEL_FILE, safe_mode=True)
+        return result["best_val_accuracy"], model.get_weights()
+
+    first_val, first = weights_after_training(42, "a")
+    again_val, again = weights_after_training(42, "b")
+    _, other = weights_after_training(7, "c")
+    assert first_val == again_val
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other))
+
+
+def test_a_model_file_carrying_code_is_refused(tmp_path):
+    import keras
+
+    from src.model import load_model
+
+    inputs = keras.Input(shape=(3,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)  # arbitrary Python, run on load
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ValueError, match="(?i)unsafe|lambda"):
+        load_model(path)
