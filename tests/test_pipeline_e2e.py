@@ -58,6 +58,11 @@ def runs(repo: Path) -> list:
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+def challenger(repo: Path):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    return client.get_model_version_by_alias("imdb-lstm", "challenger")
+
+
 def test_repro_then_experiment_then_bad_archive(repo, tmp_path, tiny_archive, monkeypatch):
     dvc(repo, "repro")
 
@@ -77,6 +82,8 @@ def test_repro_then_experiment_then_bad_archive(repo, tmp_path, tiny_archive, mo
     assert run.data.params["model.units"] == "8" and run.data.params["data.maxlen"] == "12"
     assert run.data.metrics["test_accuracy"] == pytest.approx(scores["accuracy"])
     assert run.data.tags["mlflow.source.git.commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert challenger(repo).run_id == run.info.run_id  # registered, with its accuracies
+    assert float(challenger(repo).tags["test_accuracy"]) == pytest.approx(scores["accuracy"])
     assert "Data and pipelines are up to date" in dvc(repo, "repro").stdout
 
     # An experiment through DVC's Hydra composition: preset plus an override.
@@ -92,6 +99,7 @@ def test_repro_then_experiment_then_bad_archive(repo, tmp_path, tiny_archive, mo
     latest = runs(repo)[-1]
     assert latest.data.params["model.units"] == "6" and latest.data.tags["dvc.experiment"] == "six-units"
     assert "test_accuracy" in latest.data.metrics
+    assert challenger(repo).run_id == latest.info.run_id and str(challenger(repo).version) == "2"
 
     # A corrupt archive: one clear line, non-zero exit, dvc.lock untouched, no output left.
     lock = (repo / "dvc.lock").read_text()
