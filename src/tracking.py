@@ -85,13 +85,39 @@ def connect(cfg: Config):
     # Our artifacts are a few small files; MLflow's progress bars for each would bury our lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        client = mlflow.MlflowClient()
-        experiment_id = _experiment_id(client, cfg.tracking.experiment)
+        with _sqlite_setup_lock(uri):
+            client = mlflow.MlflowClient()
+            experiment_id = _experiment_id(client, cfg.tracking.experiment)
     except Exception as exc:  # MLflow, SQLAlchemy, HTTP or driver errors: a wrong or unreachable store
         first_line = (str(exc).splitlines() or [""])[0]
         raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {first_line}") from None
     mlflow.set_experiment(experiment_id=experiment_id)
     return client, experiment_id
+
+
+@contextlib.contextmanager
+def _sqlite_setup_lock(uri: str):
+    """Hold an exclusive lock beside a SQLite store while this process first opens it.
+
+    Opening a store creates or migrates its tables, and MLflow does that without a guard:
+    several processes opening a new mlflow.db at once (sweep workers, `dvc queue start -j 2`)
+    fail with "table ... already exists". One at a time, the later ones find the tables made.
+    """
+    import fcntl
+
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.parent.is_dir():
+        yield  # MLflow reports the bad path itself
+        return
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _experiment_id(client, name: str) -> str:

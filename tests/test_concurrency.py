@@ -1,0 +1,31 @@
+"""Several processes on the embedded stores at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+
+from tests.conftest import PROJECT
+
+OPEN_A_RUN = """
+import sys
+import mlflow
+from src import config, tracking
+with tracking.run(config.compose(["tracking.run_name=process-" + sys.argv[1]])):
+    mlflow.log_metric("value", float(sys.argv[1]))
+"""
+
+
+def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, tmp_path):
+    # Each process creates the store's tables on first use; unguarded, they trip over each other.
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_A_RUN, str(i)], cwd=PROJECT,
+                                  stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    client = mlflow.MlflowClient(isolated_tracking)
+    runs = client.search_runs([client.get_experiment_by_name("imdb-lstm").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"process-{i}" for i in range(4)]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.metrics["value"] for r in runs) == [0.0, 1.0, 2.0, 3.0]
