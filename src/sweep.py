@@ -61,9 +61,10 @@ def open_storage(cfg: config.Config):
     # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        with tracking.sqlite_setup_lock(url):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as exc:  # SQLAlchemy, driver or URL errors
         first_line = (str(exc).splitlines() or [""])[0]
         raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line}") from None
@@ -82,9 +83,10 @@ def make_pruner(sweep: config.SweepConfig):
 def load_study(cfg: config.Config, storage, worker: int):
     import optuna
 
-    return optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
-                               sampler=optuna.samplers.TPESampler(seed=cfg.sweep.sampler_seed + worker),
-                               pruner=make_pruner(cfg.sweep), load_if_exists=True)
+    with tracking.sqlite_setup_lock(storage_url(cfg)):  # two workers creating one study at once
+        return optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
+                                   sampler=optuna.samplers.TPESampler(seed=cfg.sweep.sampler_seed + worker),
+                                   pruner=make_pruner(cfg.sweep), load_if_exists=True)
 
 
 def suggest(trial, cfg: config.Config) -> dict:

@@ -85,7 +85,7 @@ def connect(cfg: Config):
     # Our artifacts are a few small files; MLflow's progress bars for each would bury our lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        with _sqlite_setup_lock(uri):
+        with sqlite_setup_lock(uri):
             client = mlflow.MlflowClient()
             experiment_id = _experiment_id(client, cfg.tracking.experiment)
     except Exception as exc:  # MLflow, SQLAlchemy, HTTP or driver errors: a wrong or unreachable store
@@ -96,12 +96,13 @@ def connect(cfg: Config):
 
 
 @contextlib.contextmanager
-def _sqlite_setup_lock(uri: str):
+def sqlite_setup_lock(uri: str):
     """Hold an exclusive lock beside a SQLite store while this process first opens it.
 
-    Opening a store creates or migrates its tables, and MLflow does that without a guard:
-    several processes opening a new mlflow.db at once (sweep workers, `dvc queue start -j 2`)
-    fail with "table ... already exists". One at a time, the later ones find the tables made.
+    Opening a store creates or migrates its tables, and neither MLflow nor Optuna guards that:
+    several processes opening a new mlflow.db or optuna.db at once (sweep workers, `dvc queue
+    start -j 2`) fail with "table ... already exists". One at a time, the later ones find the
+    tables made.
     """
     import fcntl
 

@@ -29,3 +29,25 @@ def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, 
     assert sorted(r.info.run_name for r in runs) == [f"process-{i}" for i in range(4)]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert sorted(r.data.metrics["value"] for r in runs) == [0.0, 1.0, 2.0, 3.0]
+
+
+OPEN_A_STUDY = """
+import sys
+from src import config, sweep
+cfg = config.compose(["sweep.storage=" + sys.argv[1]])
+study = sweep.load_study(cfg, sweep.open_storage(cfg), worker=int(sys.argv[2]))
+study.enqueue_trial({"worker": int(sys.argv[2])})  # each process leaves one mark in the study
+"""
+
+
+def test_a_new_optuna_db_opened_by_several_processes_at_once(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_A_STUDY, storage, str(i)], cwd=PROJECT,
+                                  stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    [study] = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=study.study_name, storage=storage).get_trials()
+    assert sorted(t.system_attrs["fixed_params"]["worker"] for t in trials) == [0, 1, 2, 3]
