@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from src.errors import UserError, command
+from src.errors import UserError, command, first_line
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PARAMS_FILE = "params.yaml"
@@ -206,7 +206,7 @@ def validate(raw: dict) -> Config:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         where = f"{exc.full_key}: " if getattr(exc, "full_key", None) else ""
-        raise UserError(f"invalid config: {where}{str(exc).splitlines()[0]}") from None
+        raise UserError(f"invalid config: {where}{first_line(exc)}") from None
     for ok, message in _checks(cfg):
         if not ok:
             raise UserError(f"invalid config: {message}")
@@ -225,10 +225,10 @@ def compose(overrides: list[str] = ()) -> Config:
         with initialize_config_dir(str(CONF_DIR), version_base=None):
             composed = hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        first_line = str(exc).splitlines()[0]
-        if first_line.startswith("Could not override"):
-            first_line += " No such key in conf/."
-        raise UserError(f"invalid override: {first_line}") from None
+        message = first_line(exc)
+        if message.startswith("Could not override"):
+            message += " No such key in conf/."
+        raise UserError(f"invalid override: {message}") from None
     return validate(OmegaConf.to_container(composed, resolve=True))
 
 
@@ -240,7 +240,7 @@ def load(path: str | Path = PARAMS_FILE) -> Config:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} is not valid YAML: {first_line(exc)}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a mapping of config sections")
     return validate(raw)

@@ -13,6 +13,11 @@ class UserError(Exception):
     the whole report, so it says what is wrong and, where useful, what to do."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message: third-party errors can run to pages."""
+    return (str(exc).splitlines() or [""])[0]
+
+
 class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so cleanup (temporary outputs, MLflow run
     status) runs on the way out instead of the process vanishing mid-write."""

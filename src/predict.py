@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from src import batches, config
-from src.errors import UserError, command
+from src.errors import UserError, command, first_line
 from src.text import Vocabulary, pad
 from src.train import MODEL_FILE
 
@@ -92,14 +92,14 @@ def registry_classifier(uri: str) -> ReviewClassifier:
     from src import tracking
 
     store = tracking.tracking_uri()
-    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+    db = tracking.sqlite_path(store)
+    if db is not None and not db.is_file():
         raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(store)
     try:
         loaded = mlflow.pyfunc.load_model(uri)
     except Exception as exc:  # unknown name, alias or run; unreachable store
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise UserError(f"cannot load model {uri} from {store}: {first_line}") from None
+        raise UserError(f"cannot load model {uri} from {store}: {first_line(exc)}") from None
     return loaded.unwrap_python_model().classifier
 
 
@@ -140,11 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         classifier = pipeline_classifier(config.load(args.params))
     probabilities = classifier.predict_proba(reviews)
-    out = sys.stdout
     for review, p in zip(reviews, probabilities):
         label = "pos" if p >= THRESHOLD else "neg"
         start = " ".join(review.split())
-        out.write(f"{label}\t{p:.4f}\t{start[:60] + ('...' if len(start) > 60 else '')}\n")
+        sys.stdout.write(f"{label}\t{p:.4f}\t{start[:60] + ('...' if len(start) > 60 else '')}\n")
     if blank:
         print(f"skipped {len(blank)} blank line(s): {', '.join(map(str, blank[:10]))}"
               f"{' ...' if len(blank) > 10 else ''}", file=sys.stderr)

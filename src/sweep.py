@@ -33,7 +33,7 @@ import yaml
 
 from src import config, tracking
 from src.artifacts import atomic_write_text
-from src.errors import Terminated, UserError, command
+from src.errors import Terminated, UserError, command, first_line
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
 HEARTBEAT_SECONDS = 10   # a worker records that its trial is alive this often
@@ -66,8 +66,7 @@ def open_storage(cfg: config.Config):
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as exc:  # SQLAlchemy, driver or URL errors
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line}") from None
+        raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def make_pruner(sweep: config.SweepConfig):

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from src.config import Config
-from src.errors import Terminated, UserError
+from src.errors import Terminated, UserError, first_line
 
 HOST_TAG = "process.host"
 PID_TAG = "process.pid"
@@ -89,10 +89,14 @@ def connect(cfg: Config):
             client = mlflow.MlflowClient()
             experiment_id = _experiment_id(client, cfg.tracking.experiment)
     except Exception as exc:  # MLflow, SQLAlchemy, HTTP or driver errors: a wrong or unreachable store
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {first_line}") from None
+        raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {first_line(exc)}") from None
     mlflow.set_experiment(experiment_id=experiment_id)
     return client, experiment_id
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite store URI; None for any other kind of store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 @contextlib.contextmanager
@@ -106,12 +110,9 @@ def sqlite_setup_lock(uri: str):
     """
     import fcntl
 
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.parent.is_dir():
-        yield  # MLflow reports the bad path itself
+    db = sqlite_path(uri)
+    if db is None or not db.parent.is_dir():
+        yield  # not SQLite, or a bad path MLflow and Optuna report themselves
         return
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
