@@ -44,6 +44,7 @@ class ModelConfig:
     dropout: float
     bidirectional: bool
     mask_padding: bool
+    pooling: str
 
 
 @dataclass
@@ -135,6 +136,9 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (m.embedding_dim > 0, f"model.embedding_dim must be > 0, got {m.embedding_dim}"),
         (m.units > 0, f"model.units must be > 0, got {m.units}"),
         (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
+        (m.pooling in ("last", "mean"), f"model.pooling must be 'last' or 'mean', got {m.pooling!r}"),
+        (m.pooling != "mean" or m.mask_padding,
+         "model.pooling=mean needs model.mask_padding=true (else padding steps enter the average)"),
         (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
         (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
         (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),

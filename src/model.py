@@ -1,11 +1,33 @@
-"""The classifier: Embedding -> LSTM (optionally bidirectional) -> Dense(1, sigmoid)."""
+"""The classifier: Embedding -> LSTM (optionally bidirectional, optionally mean-pooled) -> Dense(1, sigmoid)."""
 
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from src.config import ModelConfig
+
+
+@keras.saving.register_keras_serializable(package="imdb_lstm")  # so safe_mode loading knows it
+class MaskedMean(layers.Layer):
+    """The mean over a review's words (unmasked steps). Keras' GlobalAveragePooling1D divides
+    by the word count, which is 0 for an empty review (a valid input): NaN. Here that is 0."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # one vector per review: nothing left to mask
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
 
 
 def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
@@ -16,10 +38,15 @@ def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
     vectors = layers.Embedding(num_words, cfg.embedding_dim, mask_zero=cfg.mask_padding,
                                name="embedding")(tokens)
     # Input dropout only: recurrent_dropout would take the layer off the cuDNN path on a GPU.
-    lstm = layers.LSTM(cfg.units, dropout=cfg.dropout, name="lstm")
+    # pooling=mean: the LSTM's state after every word, averaged over the review's words (the
+    # mask keeps padding out), instead of only its state after the last word.
+    lstm = layers.LSTM(cfg.units, dropout=cfg.dropout, return_sequences=cfg.pooling == "mean", name="lstm")
     if cfg.bidirectional:
         lstm = layers.Bidirectional(lstm, name="bidirectional_lstm")
-    positive = layers.Dense(1, activation="sigmoid", name="positive")(lstm(vectors))
+    summary = lstm(vectors)
+    if cfg.pooling == "mean":
+        summary = MaskedMean(name="mean_over_words")(summary)
+    positive = layers.Dense(1, activation="sigmoid", name="positive")(summary)
     return keras.Model(tokens, positive, name="imdb_lstm")
 
 

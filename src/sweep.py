@@ -27,17 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import yaml
 
 from src import config, tracking
 from src.artifacts import atomic_write_text
-from src.errors import Terminated, UserError, command, first_line
+from src.errors import UserError, command, first_line
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
 HEARTBEAT_SECONDS = 10   # a worker records that its trial is alive this often
 GRACE_SECONDS = 30       # a RUNNING trial silent this long belongs to a dead worker: failed, then retried
+PARENT_WAIT_SECONDS = 60  # how long a sweep joining a new study waits for its creator's MLflow parent run
 EXPERIMENTS_DIR = config.CONF_DIR.parent / "experiments"
 
 
@@ -79,13 +81,36 @@ def make_pruner(sweep: config.SweepConfig):
     return optuna.pruners.NopPruner()
 
 
-def load_study(cfg: config.Config, storage, worker: int):
+def load_study(cfg: config.Config, storage, worker: int, create: bool = False):
+    """The study, created if missing. With create=True, only a process that creates it gets it;
+    the others get DuplicatedStudyError (how sweeps started at once elect who makes the parent run)."""
     import optuna
 
     with tracking.sqlite_setup_lock(storage_url(cfg)):  # two workers creating one study at once
         return optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
                                    sampler=optuna.samplers.TPESampler(seed=cfg.sweep.sampler_seed + worker),
-                                   pruner=make_pruner(cfg.sweep), load_if_exists=True)
+                                   pruner=make_pruner(cfg.sweep), load_if_exists=not create)
+
+
+def join_study(cfg: config.Config, storage):
+    """(study, MLflow parent run id) for a sweep command; the parent is made once per study.
+
+    Several `python -m src.sweep` commands may start at once on one storage (machines sharing a
+    PostgreSQL study). The one that creates the study creates the parent run; the others wait
+    for its id to appear, so every trial nests under one parent."""
+    import optuna
+
+    try:
+        study = load_study(cfg, storage, worker=0, create=True)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = load_study(cfg, storage, worker=0)
+        deadline = time.monotonic() + PARENT_WAIT_SECONDS
+        while PARENT_RUN_ATTR not in study.user_attrs and time.monotonic() < deadline:
+            time.sleep(1)  # the creator is making the parent run now
+    # Still none: the creator died before making it, so this command makes it.
+    parent_run_id = tracking.open_study_run(cfg, study.user_attrs.get(PARENT_RUN_ATTR))
+    study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+    return study, parent_run_id
 
 
 def suggest(trial, cfg: config.Config) -> dict:
@@ -199,11 +224,26 @@ def format_params(params: dict) -> str:
 
 
 def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
-    """One worker: run trials until the study has n_trials finished or claimed."""
+    """One worker: run trials until the study has n_trials finished.
+
+    When the remaining trials are all claimed (RUNNING), the worker does not leave: a claim may
+    belong to a killed worker, whose trial heartbeats turn FAIL after GRACE_SECONDS and whose
+    retry this worker then runs. So the study reaches n_trials while one worker survives."""
+    import optuna
+
     storage = open_storage(cfg)
     study = load_study(cfg, storage, worker)
     parent_run_id = study.user_attrs[PARENT_RUN_ATTR]
-    while sum(counts(study)) < cfg.sweep.n_trials:
+    while True:
+        finished, running = counts(study)
+        if finished >= cfg.sweep.n_trials:
+            return
+        if finished + running >= cfg.sweep.n_trials:
+            time.sleep(HEARTBEAT_SECONDS)
+            with warnings.catch_warnings():  # experimental since Optuna 2.9; what optimize() itself calls
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
+            continue
         study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id), n_trials=1,
                        catch=(SurplusTrial,), callbacks=[progress(cfg, parent_run_id, worker)],
                        gc_after_trial=True)
@@ -218,7 +258,7 @@ def run_workers(cfg: config.Config, overrides: list[str]) -> None:
              for k in range(cfg.sweep.workers)]
     try:
         codes = [proc.wait() for proc in procs]
-    except (KeyboardInterrupt, Terminated):
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -286,9 +326,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if not tokens.is_file():
         raise UserError(f"{tokens} not found: run the data stages first (`dvc repro pad`)")
     storage = open_storage(cfg)
-    study = load_study(cfg, storage, worker=0)
-    parent_run_id = tracking.open_study_run(cfg, study.user_attrs.get(PARENT_RUN_ATTR))
-    study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+    study, parent_run_id = join_study(cfg, storage)
     finished, _ = counts(study)
     print(f"study {cfg.sweep.study_name!r} in {storage_url(cfg)}: {finished}/{cfg.sweep.n_trials} trials finished; "
           f"MLflow parent run {parent_run_id}", flush=True)
@@ -297,7 +335,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
         started = time.perf_counter()
         run_workers(cfg, overrides)
         status = "FINISHED"
-    except (KeyboardInterrupt, Terminated):
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
         status = "KILLED"
         raise
     finally:

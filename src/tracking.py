@@ -17,8 +17,9 @@ import socket
 import subprocess
 from pathlib import Path
 
+from src.artifacts import process_alive
 from src.config import Config
-from src.errors import Terminated, UserError, first_line
+from src.errors import UserError, first_line
 
 HOST_TAG = "process.host"
 PID_TAG = "process.pid"
@@ -52,16 +53,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
     """KILLED for RUNNING runs started on this host by a process that no longer exists."""
     host = socket.gethostname()
@@ -70,7 +61,7 @@ def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
         [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
     ):
         pid = run.data.tags.get(PID_TAG, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             client.set_terminated(run.info.run_id, status="KILLED")
             orphans.append(run.info.run_id)
     return orphans
@@ -167,7 +158,7 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
                               tags=base_tags | (tags or {}))
     try:
         yield active
-    except (KeyboardInterrupt, Terminated):
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
         mlflow.end_run("KILLED")
         raise
     except BaseException as exc:

@@ -17,17 +17,19 @@ def random_reviews(n: int, maxlen: int, seed: int = 0) -> np.ndarray:
     return pad([rng.integers(2, 50, size=k).tolist() for k in lengths], maxlen=maxlen, padding="post", truncating="pre")
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_masked_model_scores_a_review_the_same_in_any_batch(tmp_path, bidirectional):
+@pytest.mark.parametrize("bidirectional, pooling", [(False, "last"), (True, "last"), (True, "mean")])
+def test_masked_model_scores_a_review_the_same_in_any_batch(tmp_path, bidirectional, pooling):
     cfg = config.compose(["model.units=6", "model.embedding_dim=5", f"model.bidirectional={bidirectional}",
+                          f"model.pooling={pooling}",
                           "train.eval_batch_size=7", "train.length_step=4"])
     model = build_model(cfg.model, num_words=50)
     model.save(tmp_path / "m.keras")
     model = load_model(tmp_path / "m.keras", jit_compile=False)  # saved and reloaded as the stages do
     x = random_reviews(40, 30, seed=1)
+    x[0] = 0  # an empty review: nothing to average over
     full_width = model.predict(x, batch_size=40, verbose=0).ravel()
     bucketed = batches.predict(model, x, cfg.train)
-    assert bucketed.shape == (40,)
+    assert bucketed.shape == (40,) and np.isfinite(bucketed).all()  # empty reviews included
     np.testing.assert_allclose(bucketed, full_width, atol=1e-5)
 
 
