@@ -50,6 +50,37 @@ def atomic_path(final: str | Path, directory: bool = False):
         raise
 
 
+@contextlib.contextmanager
+def staging_dir(parent: str | Path):
+    """A temporary folder in `parent` for a group of outputs that only mean something together
+    (a model and its companions, a stage's reports), written there whole before publish() renames
+    them into place. Removed at the end; a SIGKILLed writer's, by the next one."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(parent / "staging")
+    tmp = Path(tempfile.mkdtemp(prefix=f".staging.tmp-{os.getpid()}-", dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(files: dict[Path, Path]) -> None:
+    """Rename finished files into place in a row ({written: final}, same filesystem). Interrupted
+    (an exception, Ctrl-C, SIGTERM), it removes those already renamed: the group appears whole or
+    not at all, short of a SIGKILL in the microseconds between two renames."""
+    published = []
+    try:
+        for written, final in files.items():
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(written, final)
+            published.append(Path(final))
+    except BaseException:
+        for final in published:
+            final.unlink(missing_ok=True)
+        raise
+
+
 def remove_abandoned(final: Path) -> None:
     """Delete temporary siblings of `final` whose writing process no longer exists."""
     for kind in ("tmp", "old"):
@@ -64,13 +95,18 @@ def remove_abandoned(final: Path) -> None:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host and has not exited."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    try:  # a killed process stays a zombie until its parent (or init) reaps it: dead already
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): kill(pid, 0) is all we know
+    return state not in ("Z", "X")
 
 
 def atomic_write_text(final: str | Path, text: str) -> None:

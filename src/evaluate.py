@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from src import batches, config, registry, tracking
-from src.artifacts import atomic_write_text
+from src.artifacts import publish, staging_dir
 from src.errors import UserError, command
 from src.pad import load_split
 from src.splits import read_json
@@ -70,12 +70,13 @@ def evaluate(cfg: config.Config) -> dict:
     p_positive = batches.predict(model, x_test, cfg.train)
     metrics, roc = score(y_test.astype(int), p_positive)
 
-    with tracking.run(cfg, run_id=trained["run_id"]):
-        reports = Path(cfg.paths.reports)
-        atomic_write_text(reports / ROC_FILE, _csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
+    reports = Path(cfg.paths.reports)
+    with tracking.run(cfg, run_id=trained["run_id"]), staging_dir(reports) as staging:
+        (staging / ROC_FILE).write_text(_csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
         y_pred = (p_positive >= 0.5).astype(int)
-        atomic_write_text(reports / CONFUSION_FILE,
-                          _csv(["actual", "predicted"], zip(LABEL_NAMES[y_test], LABEL_NAMES[y_pred])))
+        (staging / CONFUSION_FILE).write_text(
+            _csv(["actual", "predicted"], zip(LABEL_NAMES[y_test], LABEL_NAMES[y_pred])))
+        (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         cm = metrics["confusion_matrix"]
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
                            | {f"test_{k}": v for k, v in cm.items()})
@@ -84,8 +85,8 @@ def evaluate(cfg: config.Config) -> dict:
             version = registry.register(cfg, trained["model_uri"], trained["best_val_accuracy"], metrics["accuracy"])
             print(f"registered {cfg.tracking.registered_model} version {version.version} "
                   f"(alias {registry.CHALLENGER}); `python -m src.registry promote` makes it {registry.CHAMPION}")
-        # The metrics file last: it is what `dvc metrics show` reads as "evaluation done".
-        atomic_write_text(reports / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
+        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE, METRICS_FILE)})
     return metrics
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from src import batches, config, tracking
-from src.artifacts import atomic_path, atomic_write_text
+from src.artifacts import publish, staging_dir
 from src.errors import UserError, command
 from src.pad import load_split
 from src.splits import read_json
@@ -121,13 +121,18 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         best = max(row["val_accuracy"] for row in logger.rows)
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
         if save:
-            with atomic_path(model_dir / MODEL_FILE) as tmp:
-                model.save(tmp)
-            model_uri = registry.log_model(write_companions(cfg, model_dir))
-            atomic_write_text(Path(cfg.paths.reports) / HISTORY_FILE, _history_csv(logger.rows))
-            # Last: evaluate reads it, and a stage killed before this line left no valid outputs.
-            atomic_write_text(model_dir / RUN_FILE, json.dumps(
-                {"run_id": active.info.run_id, "model_uri": model_uri, "best_val_accuracy": best}) + "\n")
+            with staging_dir(model_dir) as staging:
+                model.save(staging / MODEL_FILE)
+                files = write_companions(cfg, staging)  # the model, its vocabulary and padding settings
+                model_uri = registry.log_model(files)
+                (staging / HISTORY_FILE).write_text(_history_csv(logger.rows))
+                (staging / RUN_FILE).write_text(json.dumps(
+                    {"run_id": active.info.run_id, "model_uri": model_uri, "best_val_accuracy": best}) + "\n")
+                # All outputs at once, run.json last (evaluate reads it): a stage killed before
+                # this line leaves none of them.
+                publish({path: model_dir / path.name for path in files.values()}
+                        | {staging / HISTORY_FILE: Path(cfg.paths.reports) / HISTORY_FILE,
+                           staging / RUN_FILE: model_dir / RUN_FILE})
     return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": len(logger.rows)}
 
 

@@ -3,59 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, copy_project, run_module
-
-
-def tiny_preset() -> str:
-    """TINY_OVERRIDES as an experiment preset, selected like any other preset."""
-    tree: dict = {}
-    for override in TINY_OVERRIDES:
-        key, value = override.split("=")
-        section, name = key.split(".")
-        tree.setdefault(section, {})[name] = yaml.safe_load(value)
-    return "# @package _global_\n" + yaml.safe_dump(tree)
-
-
-@pytest.fixture
-def repo(tmp_path, tiny_archive, monkeypatch):
-    repo = copy_project(tmp_path / "repo")
-    (repo / "experiments" / "tiny.yaml").write_text(tiny_preset())
-    assert run_module("src.config", "experiment=tiny", cwd=repo).returncode == 0
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tiny preset")
-    # The default store: mlflow.db at the project root, as a user without MLFLOW_TRACKING_URI has.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    # Stage commands say `python`: make it this interpreter, as an activated venv would.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    return repo
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True,
-                            text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def runs(repo: Path) -> list:
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("imdb-lstm")
-    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+from tests.conftest import dvc, git, runs
 
 
 def challenger(repo: Path):

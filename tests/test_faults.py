@@ -1,0 +1,158 @@
+"""Killed processes: `dvc repro` killed in each stage, and a sweep killed mid-trial, recover
+on the next run with no manual cleanup, no partial output that looks valid and truthful
+MLflow run states."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from tests.conftest import copy_project, dvc, runs
+
+FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses a stage before publishing
+
+# (stage, the first and the last output it renames into place, the DVC outputs that must not exist).
+# SIGTERM is sent while the last one waits (the ones before must be taken back), SIGKILL while the
+# first one waits (nothing can be taken back after a SIGKILL: between two renames is the one
+# moment, microseconds wide, a SIGKILL leaves part of a group; the next `dvc repro` replaces it).
+STAGE_FAULTS = [
+    ("download", "raw", "raw", ["data/raw"]),
+    ("tokenize", "tokens", "tokens", ["data/tokens"]),
+    ("train", "model.keras", "run.json",
+     ["models/model.keras", "models/vocab.txt", "models/settings.json", "models/run.json", "reports/history.csv"]),
+    ("evaluate", "roc.csv", "metrics.json", ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv"]),
+]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"exited {proc.returncode} before the fault point: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no fault point reached within {seconds} s"
+        time.sleep(0.2)
+
+
+def leftovers(repo: Path) -> list[Path]:
+    """Temporary outputs (ours are named .<name>.tmp-<pid>-...) anywhere outside .git and .dvc."""
+    return [p for p in repo.rglob("*.tmp-*") if not {".git", ".dvc"} & set(p.relative_to(repo).parts)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_repro_killed_in_each_stage_recovers_on_the_next_repro(repo, tmp_path, signum):
+    marker = tmp_path / "paused"
+    for stage, first, last, outputs in STAGE_FAULTS:
+        publish = last if signum == signal.SIGTERM else first
+        env = {**os.environ, "PYTHONPATH": f"{FAULTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "FAULT_STAGE": stage, "FAULT_PUBLISH": publish, "FAULT_MARKER": str(marker)}
+        # Its own process group, as a shell job: the signal reaches dvc and the stage it runs.
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(marker, proc)
+        os.killpg(proc.pid, signum)
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0, output
+        if signum == signal.SIGTERM:
+            assert "terminated" in output and "Traceback" not in output, output
+        marker.unlink()
+
+        # Nothing that looks finished: DVC does not record the stage, its outputs are absent.
+        lock = yaml.safe_load((repo / "dvc.lock").read_text()) if (repo / "dvc.lock").exists() else {}
+        assert stage not in (lock or {}).get("stages", {})
+        assert [out for out in outputs if (repo / out).exists()] == []
+        if signum == signal.SIGTERM:
+            assert leftovers(repo) == []  # removed on the way out
+        if stage in ("train", "evaluate"):
+            # SIGTERM: the run says KILLED itself. SIGKILL: it cannot, so it stays RUNNING until
+            # the next run started on this host finds its process gone.
+            assert runs(repo)[-1].info.status == ("KILLED" if signum == signal.SIGTERM else "RUNNING")
+
+    dvc(repo, "repro")  # no fault: recovers from wherever the last kill left it
+    assert "up to date" in dvc(repo, "status").stdout
+    assert leftovers(repo) == []  # a SIGKILLed writer's temporary files: removed by the next writer
+    trained = runs(repo)
+    # The run killed in train, then the one killed in evaluate and finished by the last repro.
+    assert [r.info.status for r in trained] == ["KILLED", "FINISHED"]
+    assert "test_accuracy" in trained[-1].data.metrics
+    assert yaml.safe_load((repo / "reports" / "metrics.json").read_text())["accuracy"] > 0
+
+
+def study_trials(storage: str) -> list:
+    return optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
+
+
+def wait_for_trial_epoch(storage: str, proc: subprocess.Popen, seconds: float = 300):
+    """The first RUNNING trial that has reported an epoch: the sweep is mid-trial."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, f"sweep exited {proc.returncode}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
+        try:
+            running = [t for t in study_trials(storage)
+                       if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+        except KeyError:  # the study is not created yet
+            running = []
+        if running:
+            return running[0]
+        time.sleep(0.3)
+
+
+def trial_runs(uri: str) -> dict[int, list]:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    by_trial: dict[int, list] = {}
+    for run in client.search_runs([experiment.experiment_id], "tags.`optuna.trial` != ''"):
+        by_trial.setdefault(int(run.data.tags["optuna.trial"]), []).append(run)
+    return by_trial
+
+
+def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_tracking, tmp_path):
+    project = copy_project(tmp_path / "project")
+    storage = next(o.split("=", 1)[1] for o in sweep_overrides if o.startswith("sweep.storage="))
+    # Enough epochs per trial that the kill lands mid-trial.
+    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=3", "sweep.epochs=40"]
+
+    def start():
+        return subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # SIGTERM: the trial is failed at once and its run ends KILLED.
+    proc = start()
+    term_trial = wait_for_trial_epoch(storage, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr[-2000:]
+    assert study_trials(storage)[term_trial.number].state == optuna.trial.TrialState.FAIL
+    assert [r.info.status for r in trial_runs(isolated_tracking)[term_trial.number]] == ["KILLED"]
+
+    # SIGKILL: the trial stays RUNNING and its heartbeat stops.
+    proc = start()
+    kill_trial = wait_for_trial_epoch(storage, proc)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert study_trials(storage)[kill_trial.number].state == optuna.trial.TrialState.RUNNING
+
+    # The same command again: the silent trial is failed after the heartbeat grace period and
+    # retried with the same parameters; the study reaches exactly n_trials.
+    proc = start()
+    stdout, stderr = proc.communicate(timeout=400)
+    assert proc.returncode == 0, stderr[-3000:]
+    trials = study_trials(storage)
+    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 3
+    assert trials[kill_trial.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == kill_trial.number]
+    assert len(retries) == 1 and retries[0].params == kill_trial.params and retries[0] in finished
+    by_trial = trial_runs(isolated_tracking)
+    assert [r.info.status for r in by_trial[kill_trial.number]] == ["KILLED"]  # marked by the next start
+    assert all(r.info.status == "FINISHED" for t in finished for r in by_trial[t.number])
+    client = mlflow.MlflowClient(isolated_tracking)
+    parents = {r.data.tags["mlflow.parentRunId"] for runs_ in by_trial.values() for r in runs_}
+    assert len(parents) == 1 and client.get_run(parents.pop()).info.status == "FINISHED"
