@@ -78,17 +78,28 @@ def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isol
     assert all(c.info.status == "KILLED" and c.data.tags["optuna.state"] == "PRUNED" for c in children)
 
 
-def test_two_workers_finish_exactly_n_trials(sweep_overrides, isolated_tracking, tmp_path):
+def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides, tmp_path, monkeypatch):
+    # The embedded defaults, as a researcher has them: optuna.db and mlflow.db at the project root.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     project = copy_project(tmp_path / "project")
-    done = run_module("src.sweep", *sweep_overrides, "sweep.n_trials=4", "sweep.workers=2", cwd=project,
-                      timeout=500)
+    done = run_module("src.sweep", *sweep_overrides, "sweep.storage=null", "sweep.n_trials=6", "sweep.workers=3",
+                      cwd=project, timeout=500)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = finished_trials(config.compose(sweep_overrides).sweep.storage)
-    assert len(trials) == 4 and len({t.number for t in trials}) == 4
-    assert "[worker 0]" in done.stdout and "[worker 1]" in done.stdout
-    _, parents, children = runs_of_study(isolated_tracking)
+    assert "database is locked" not in done.stdout + done.stderr
+    assert all(f"[worker {k}]" in done.stdout for k in range(3))
+    study = optuna.load_study(study_name="imdb-lstm", storage=f"sqlite:///{project / 'optuna.db'}")
+    finished = [t for t in study.get_trials() if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                             optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 6 and len({t.number for t in study.get_trials()}) == len(study.get_trials())
+
+    client, parents, children = runs_of_study(f"sqlite:///{project / 'mlflow.db'}")
     assert len(parents) == 1
-    assert len([c for c in children if c.data.tags.get("optuna.state") in ("COMPLETE", "PRUNED")]) == 4
+    by_trial = {int(c.data.tags["optuna.trial"]): c for c in children}
+    for trial in finished:  # every epoch's every metric, in the trial's own run
+        run = by_trial[trial.number]
+        assert run.data.tags["optuna.state"] == trial.state.name
+        for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+            assert len(client.get_metric_history(run.info.run_id, metric)) == len(trial.intermediate_values)
     assert (project / "experiments" / "tiny-best.yaml").is_file()
     assert "python -m src.train experiment=tiny-best" in done.stdout
 

@@ -1,0 +1,179 @@
+"""Scale-out on real servers, on loopback: a PostgreSQL server (Debian's package, started
+here) holding one Optuna study for three worker processes, one of them SIGKILLed mid-trial,
+logging over HTTP to an `mlflow server` with a PostgreSQL backend store. And DVC's queue:
+two queued experiments run two at a time, their runs landing in the project's mlflow.db."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from tests.conftest import copy_project, dvc, free_port, git, runs, wait_until_serving
+
+
+def pg_bin(name: str) -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not found:
+        pytest.fail("PostgreSQL server programs not found: run `bash tests/install_system_deps.sh`")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 (trust auth, loopback only); yields its base URL."""
+    # PostgreSQL refuses to run as root: as root, run it as Debian's postgres user, in a folder
+    # it owns outside pytest's root-only temporary tree.
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="imdb-lstm-pg-"))
+    if as_postgres:
+        shutil.chown(home, "postgres", "postgres")
+    data = home / "data"
+    subprocess.run([*as_postgres, pg_bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([*as_postgres, pg_bin("postgres"), "-D", data, "-h", "127.0.0.1", "-p", str(port),
+                               "-k", home], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                             capture_output=True).returncode != 0:
+            assert server.poll() is None and time.monotonic() < deadline, "PostgreSQL did not start"
+            time.sleep(0.5)
+        for database in ("optuna", "mlflow"):
+            subprocess.run([pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
+                           check=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        # Fast shutdown: disconnects any client left over (a worker killed by the test).
+        subprocess.run([*as_postgres, pg_bin("pg_ctl"), "stop", "-D", data, "-m", "fast"], capture_output=True)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def mlflow_server(postgres, tmp_path):
+    """`mlflow server` with the PostgreSQL backend store and a local artifact root, on 127.0.0.1."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
+         "--artifacts-destination", str(tmp_path / "mlflow-artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_serving(server, f"http://127.0.0.1:{port}/health", seconds=120)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrides, postgres, mlflow_server,
+                                                                  tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    project = copy_project(tmp_path / "project")
+    storage = f"{postgres}/optuna"
+    n_trials = 6
+    # Three `python -m src.sweep` commands at once, as on three machines sharing the servers.
+    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
+               f"sweep.n_trials={n_trials}", "sweep.epochs=20"]
+    workers = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    client = mlflow.MlflowClient(mlflow_server)
+
+    # SIGKILL the worker running the first trial that has reported an epoch (its MLflow run
+    # names the process).
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None:
+        assert time.monotonic() < deadline, "no trial reported an epoch within 300 s"
+        assert all(w.poll() is None for w in workers), [w.communicate() for w in workers if w.poll() is not None]
+        try:
+            trials = optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
+        except KeyError:
+            trials = []
+        for trial in trials:
+            if trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values:
+                experiment = client.get_experiment_by_name("imdb-lstm")
+                [run] = client.search_runs([experiment.experiment_id], f"tags.`optuna.trial` = '{trial.number}'")
+                victim = next(w for w in workers if str(w.pid) == run.data.tags["process.pid"])
+                killed_trial = trial
+                break
+        time.sleep(0.3)
+    victim.kill()
+    survivors = [w for w in workers if w is not victim]
+    for worker in survivors:
+        stdout, stderr = worker.communicate(timeout=500)
+        assert worker.returncode == 0, stderr[-3000:]
+        assert "database is locked" not in stderr
+
+    study = optuna.load_study(study_name="imdb-lstm", storage=storage)
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == n_trials
+    assert len({t.number for t in trials}) == len(trials)
+    assert trials[killed_trial.number].state == optuna.trial.TrialState.FAIL
+    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == killed_trial.number]
+    assert retry in finished and retry.params == killed_trial.params
+
+    # Over HTTP, in the server's PostgreSQL store: one parent, every trial's run nested under it.
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    all_runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    by_trial = {int(c.data.tags["optuna.trial"]): c for c in children}
+    assert by_trial[killed_trial.number].info.status == "KILLED"  # marked by a survivor's next run
+    for trial in finished:
+        run = by_trial[trial.number]
+        assert run.info.status == "FINISHED" if trial.state == optuna.trial.TrialState.COMPLETE else "KILLED"
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.value for m in history] == pytest.approx(list(trial.intermediate_values.values()))
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(study.best_value)
+    assert parent.info.status == "FINISHED"
+
+
+def test_dvc_queue_runs_two_experiments_into_the_project_store(repo):
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "model.units=4")
+    dvc(repo, "exp", "run", "--queue", "-n", "units-12", "-S", "model.units=12")
+    dvc(repo, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 400
+    while True:  # `dvc queue start` returns at once; its workers run in the background
+        status = dvc(repo, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") == 2, status + dvc(repo, "queue", "logs", "units-4", check=False).stdout
+
+    metrics = {}
+    for entry in json.loads(dvc(repo, "exp", "show", "--json").stdout):
+        for exp in entry.get("experiments") or []:
+            for revision in exp["revs"]:
+                if revision.get("name") in ("units-4", "units-12"):
+                    metrics[revision["name"]] = revision["data"]["metrics"]["reports/metrics.json"]["data"]["accuracy"]
+    assert set(metrics) == {"units-4", "units-12"}
+
+    # Each queued experiment ran in a temporary copy under .dvc/tmp; its run is in the project's store.
+    by_name = {r.data.tags.get("dvc.experiment"): r for r in runs(repo)}
+    for name in ("units-4", "units-12"):
+        run = by_name[name]
+        assert run.info.status == "FINISHED"
+        assert run.data.params["model.units"] == name.split("-")[1]
+        assert run.data.metrics["test_accuracy"] == pytest.approx(metrics[name])
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
