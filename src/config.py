@@ -97,6 +97,7 @@ class SweepConfig:
     train_fraction: float
     epochs: int
     preset: str | None
+    stale_trial_seconds: int
     space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (checked in _space_problems)
 
 
@@ -157,6 +158,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (sw.pruner in PRUNERS, f"sweep.pruner must be one of {', '.join(PRUNERS)}, got {sw.pruner!r}"),
         (0 < sw.train_fraction <= 1, f"sweep.train_fraction must be in (0, 1], got {sw.train_fraction}"),
         (sw.epochs > 0, f"sweep.epochs must be > 0, got {sw.epochs}"),
+        (sw.stale_trial_seconds >= 3, f"sweep.stale_trial_seconds must be >= 3, got {sw.stale_trial_seconds}"),
         (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
         (bool(sw.space), "sweep.space must name at least one dimension"),
     ] + [(False, problem) for problem in _space_problems(cfg)]

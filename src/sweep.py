@@ -37,8 +37,6 @@ from src.artifacts import atomic_write_text
 from src.errors import UserError, command, first_line
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
-HEARTBEAT_SECONDS = 10   # a worker records that its trial is alive this often
-GRACE_SECONDS = 30       # a RUNNING trial silent this long belongs to a dead worker: failed, then retried
 PARENT_WAIT_SECONDS = 60  # how long a sweep joining a new study waits for its creator's MLflow parent run
 EXPERIMENTS_DIR = config.CONF_DIR.parent / "experiments"
 
@@ -62,13 +60,19 @@ def open_storage(cfg: config.Config):
     url = storage_url(cfg)
     # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    # A live worker's trial beats three times per grace period: one late beat is not death.
+    grace = cfg.sweep.stale_trial_seconds
     try:
         with tracking.sqlite_setup_lock(url):
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(cfg), grace_period=grace,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as exc:  # SQLAlchemy, driver or URL errors
         raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def heartbeat_seconds(cfg: config.Config) -> int:
+    return max(1, cfg.sweep.stale_trial_seconds // 3)
 
 
 def make_pruner(sweep: config.SweepConfig):
@@ -227,7 +231,7 @@ def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
     """One worker: run trials until the study has n_trials finished.
 
     When the remaining trials are all claimed (RUNNING), the worker does not leave: a claim may
-    belong to a killed worker, whose trial heartbeats turn FAIL after GRACE_SECONDS and whose
+    belong to a killed worker, whose trial heartbeats turn FAIL after sweep.stale_trial_seconds and whose
     retry this worker then runs. So the study reaches n_trials while one worker survives."""
     import optuna
 
@@ -239,7 +243,7 @@ def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
         if finished >= cfg.sweep.n_trials:
             return
         if finished + running >= cfg.sweep.n_trials:
-            time.sleep(HEARTBEAT_SECONDS)
+            time.sleep(heartbeat_seconds(cfg))
             with warnings.catch_warnings():  # experimental since Optuna 2.9; what optimize() itself calls
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued

@@ -117,8 +117,9 @@ def trial_runs(uri: str) -> dict[int, list]:
 def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_tracking, tmp_path):
     project = copy_project(tmp_path / "project")
     storage = next(o.split("=", 1)[1] for o in sweep_overrides if o.startswith("sweep.storage="))
-    # Enough epochs per trial that the kill lands mid-trial.
-    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=3", "sweep.epochs=40"]
+    # Enough epochs per trial that the kill lands mid-trial; a killed trial is stale after 6 s.
+    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=3", "sweep.epochs=40",
+               "sweep.stale_trial_seconds=6"]
 
     def start():
         return subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -139,7 +140,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
     proc.wait(timeout=60)
     assert study_trials(storage)[kill_trial.number].state == optuna.trial.TrialState.RUNNING
 
-    # The same command again: the silent trial is failed after the heartbeat grace period and
+    # The same command again: the silent trial is failed once it is stale and
     # retried with the same parameters; the study reaches exactly n_trials.
     proc = start()
     stdout, stderr = proc.communicate(timeout=400)
