@@ -18,10 +18,9 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [""])[0]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as a kind of KeyboardInterrupt so cleanup (temporary outputs, MLflow run
-    status) runs on the way out instead of the process vanishing mid-write, and so libraries
-    that handle Ctrl-C handle it too (Optuna fails the running trial instead of leaving it RUNNING)."""
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so cleanup (temporary outputs, MLflow run
+    status) runs on the way out instead of the process vanishing mid-write."""
 
 
 def _raise_terminated(signum, frame):
@@ -39,10 +38,10 @@ def command(main):
             return main(*args, **kwargs)
         except UserError as exc:
             message, status = f"error: {exc}", 2
-        except Terminated:  # before KeyboardInterrupt, its base class
-            message, status = "terminated", 143
         except KeyboardInterrupt:
             message, status = "interrupted", 130
+        except Terminated:
+            message, status = "terminated", 143
         # Out of the except block the traceback is gone, and with it the frames holding models
         # and tf.data iterators: collected now, TensorFlow finalizes them quietly instead of
         # logging errors after our one line at interpreter shutdown.

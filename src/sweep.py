@@ -34,7 +34,7 @@ import yaml
 
 from src import config, tracking
 from src.artifacts import atomic_write_text
-from src.errors import UserError, command, first_line
+from src.errors import Terminated, UserError, command, first_line
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
 PARENT_WAIT_SECONDS = 60  # how long a sweep joining a new study waits for its creator's MLflow parent run
@@ -183,6 +183,11 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
     except Exception:
         _tag_trial_run(cfg, trial, "FAIL")
         raise
+    except Terminated:
+        # Optuna fails a trial on an exception or Ctrl-C, not on other BaseExceptions: without
+        # this the trial would stay RUNNING until its heartbeat went stale.
+        trial.study.tell(trial, state=TrialState.FAIL)
+        raise
     trial.set_user_attr("mlflow_run_id", result["run_id"])
     tracking.log_to_run(result["run_id"], tags={"optuna.state": "COMPLETE"})
     return result["best_val_accuracy"]
@@ -262,7 +267,7 @@ def run_workers(cfg: config.Config, overrides: list[str]) -> None:
              for k in range(cfg.sweep.workers)]
     try:
         codes = [proc.wait() for proc in procs]
-    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
+    except (KeyboardInterrupt, Terminated):
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -339,7 +344,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
         started = time.perf_counter()
         run_workers(cfg, overrides)
         status = "FINISHED"
-    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
+    except (KeyboardInterrupt, Terminated):
         status = "KILLED"
         raise
     finally:

@@ -1,7 +1,8 @@
 """DVC stage `tokenize`: reviews -> vocabulary and unpadded token ids per split.
 
-The validation split is carved from the training reviews (seeded, stratified by label)
-before the vocabulary is counted, so neither validation nor test text shapes the vocabulary.
+The validation split is carved from the training reviews (seeded, stratified by label;
+`data.val_split` says how) before the vocabulary is counted, so neither validation nor test
+text shapes the vocabulary.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from src.text import Vocabulary
 LABELS = {"neg": 0, "pos": 1}
 
 
-def read_reviews(folder: Path) -> tuple[list[str], list[int]]:
-    """All reviews under folder/{neg,pos}, in a stable order. Undecodable bytes become U+FFFD."""
-    texts, labels = [], []
+def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
+    """(texts, labels, review ids) of all reviews under folder/{neg,pos}, in a stable order.
+    Undecodable bytes become U+FFFD. The id is the number a file name starts with (`123_8.txt`)."""
+    texts, labels, ids = [], [], []
     for name, label in LABELS.items():
         files = sorted((folder / name).glob("*.txt"))
         if not files:
@@ -31,7 +33,9 @@ def read_reviews(folder: Path) -> tuple[list[str], list[int]]:
         for path in files:
             texts.append(path.read_bytes().decode("utf-8", errors="replace"))
             labels.append(label)
-    return texts, labels
+            number = path.name.split("_", 1)[0]
+            ids.append(int(number) if number.isdigit() else -1)
+    return texts, labels, ids
 
 
 def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,11 +54,40 @@ def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
+def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): per label, a seeded window of val_fraction of the reviews with
+    consecutive ids. aclImdb numbers a movie's reviews consecutively, so the window holds whole
+    movies (but for the two at its edges): validation then asks, as the test split does, about
+    movies training never saw, instead of rewarding a model for knowing their names."""
+    rng = np.random.default_rng(seed)
+    labels, ids = np.asarray(labels), np.asarray(ids)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[np.argsort(ids[idx], kind="stable")]
+        n_val = int(round(len(idx) * val_fraction))
+        if n_val == 0 or n_val == len(idx):
+            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                            f"for label {label} ({len(idx)} reviews)")
+        start = int(rng.integers(0, len(idx) - n_val + 1))
+        val_idx.append(idx[start:start + n_val])
+        train_idx.append(np.concatenate([idx[:start], idx[start + n_val:]]))
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def validation_split(data: config.DataConfig, labels: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the training reviews, as data.val_split says."""
+    if data.val_split == "contiguous":
+        return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
+    return stratified_split(labels, data.val_fraction, data.split_seed)
+
+
 def tokenize(cfg: config.Config) -> dict:
     raw = Path(cfg.paths.raw) / "aclImdb"
-    train_texts, train_labels = read_reviews(raw / "train")
-    test_texts, test_labels = read_reviews(raw / "test")
-    train_idx, val_idx = stratified_split(train_labels, cfg.data.val_fraction, cfg.data.split_seed)
+    train_texts, train_labels, train_ids = read_reviews(raw / "train")
+    test_texts, test_labels, _ = read_reviews(raw / "test")
+    train_idx, val_idx = validation_split(cfg.data, train_labels, train_ids)
 
     vocab = Vocabulary.build((train_texts[i] for i in train_idx), cfg.data.num_words)
     splits = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from src.artifacts import process_alive
 from src.config import Config
-from src.errors import UserError, first_line
+from src.errors import Terminated, UserError, first_line
 
 HOST_TAG = "process.host"
 PID_TAG = "process.pid"
@@ -76,6 +76,7 @@ def connect(cfg: Config):
     # Our artifacts are a few small files; MLflow's progress bars for each would bury our lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
+        probe_database(uri)
         with sqlite_setup_lock(uri):
             client = mlflow.MlflowClient()
             experiment_id = _experiment_id(client, cfg.tracking.experiment)
@@ -83,6 +84,22 @@ def connect(cfg: Config):
         raise UserError(f"cannot use MLflow tracking store {uri}: {type(exc).__name__}: {first_line(exc)}") from None
     mlflow.set_experiment(experiment_id=experiment_id)
     return client, experiment_id
+
+
+def probe_database(uri: str) -> None:
+    """Connect once to a PostgreSQL or MySQL store, giving up after 10 s: MLflow itself retries
+    an unreachable database for about 100 s before it says anything."""
+    import sqlalchemy
+
+    dialect = uri.split(":", 1)[0].split("+", 1)[0]
+    if dialect not in ("postgresql", "mysql", "mssql"):
+        return  # SQLite, an MLflow server (http), a local folder: MLflow answers at once
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -158,7 +175,7 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
                               tags=base_tags | (tags or {}))
     try:
         yield active
-    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (Terminated)
+    except (KeyboardInterrupt, Terminated):
         mlflow.end_run("KILLED")
         raise
     except BaseException as exc:

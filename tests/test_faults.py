@@ -118,7 +118,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
     project = copy_project(tmp_path / "project")
     storage = next(o.split("=", 1)[1] for o in sweep_overrides if o.startswith("sweep.storage="))
     # Enough epochs per trial that the kill lands mid-trial; a killed trial is stale after 6 s.
-    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=3", "sweep.epochs=40",
+    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=3", "sweep.epochs=40", "train.patience=0",
                "sweep.stale_trial_seconds=6"]
 
     def start():

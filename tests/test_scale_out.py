@@ -88,7 +88,7 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     n_trials = 6
     # Three `python -m src.sweep` commands at once, as on three machines sharing the servers.
     command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
-               f"sweep.n_trials={n_trials}", "sweep.epochs=20", "sweep.stale_trial_seconds=6"]
+               f"sweep.n_trials={n_trials}", "sweep.epochs=20", "train.patience=0", "sweep.stale_trial_seconds=6"]
     workers = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(3)]
     client = mlflow.MlflowClient(mlflow_server)

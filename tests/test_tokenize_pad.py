@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from src import download, pad, tokenize
+from src.errors import UserError
 from src.splits import load_ragged
 from src.text import OOV_ID, Vocabulary, standardize
 from src.text import pad as pad_sequences
@@ -50,6 +51,21 @@ def test_split_is_stratified_seeded_and_disjoint(tmp_path, tiny_cfg, monkeypatch
     assert set(first[0]).isdisjoint(first[1]) and len(first[0]) + len(first[1]) == 20
 
 
+def test_contiguous_split_holds_out_consecutive_ids_per_label():
+    # Two labels, ids shuffled in file order (file names sort as text: 10 before 2).
+    ids = [10, 2, 7, 0, 5, 1, 9, 3, 8, 4, 6, 11] * 2
+    labels = [0] * 12 + [1] * 12
+    train_idx, val_idx = tokenize.contiguous_split(labels, ids, 0.25, seed=3)
+    assert set(train_idx).isdisjoint(val_idx) and len(train_idx) + len(val_idx) == 24
+    for label in (0, 1):
+        held_out = sorted(ids[i] for i in val_idx if labels[i] == label)
+        assert len(held_out) == 3 and held_out == list(range(held_out[0], held_out[0] + 3))
+    windows = {tuple(tokenize.contiguous_split(labels, ids, 0.25, seed=s)[1]) for s in range(10)}
+    assert len(windows) > 1  # the seed moves the window
+    with pytest.raises(UserError, match="empty train or validation"):
+        tokenize.contiguous_split(labels, ids, 0.01, seed=0)
+
+
 def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeypatch):
     # Every training review gets a word of its own, and the vocabulary is large enough for
     # all words: those of the reviews carved out for validation must still be absent.
@@ -64,8 +80,8 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeyp
     tokenize.tokenize(cfg)
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
-    texts, labels = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
-    train_idx, val_idx = tokenize.stratified_split(labels, cfg.data.val_fraction, cfg.data.split_seed)
+    texts, labels, ids = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
+    train_idx, val_idx = tokenize.validation_split(cfg.data, labels, ids)
     marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
     assert {marker(i) for i in train_idx} <= words
     assert {marker(i) for i in val_idx}.isdisjoint(words)
