@@ -29,6 +29,14 @@ SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "aclImdb_v1-labeled.tar.gz"
 SHARED_SHA256 = "9acc3949a19fda463d3e134d7e4f2a60c0cb9c98cd14b3c7ad823d79c8f52c77"
 
 
+def write_results(name: str, report: dict) -> Path:
+    """benchmarks/results/<name>.json, the file every benchmark's README figures come from."""
+    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
 def run_stage(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one stage process; exits if the stage fails."""
     started = time.perf_counter()
@@ -82,8 +90,7 @@ def main() -> None:
         "epochs": [dict(zip(history[0].split(","), row.split(","))) for row in history[1:]],
         "params": params,
     }
-    out = ROOT / "benchmarks" / "results" / f"pipeline-{name}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results(f"pipeline-{name}", report)
 
     print(f"\n{'stage':<10} {'seconds':>8} {'peak MiB':>9}")
     for stage, r in results.items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -28,7 +27,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 HANDWRITTEN = ROOT / "benchmarks" / "data" / "handwritten-reviews.tsv"
+
+from pipeline import write_results  # noqa: E402
 
 
 def test_reviews(raw: Path) -> tuple[list[str], np.ndarray]:
@@ -99,8 +101,7 @@ def main() -> None:
     }
     for key, value in report.items():
         print(f"{key:>30}: {value}")
-    out = ROOT / "benchmarks" / "results" / f"predict-{work.name}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results(f"predict-{work.name}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -13,7 +13,6 @@ benchmarks/train_speed.py (made here if missing).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pipeline import SHARED_ARCHIVE, SHARED_SHA256  # noqa: E402
+from pipeline import SHARED_ARCHIVE, SHARED_SHA256, write_results  # noqa: E402
 from train_speed import WORK, prepare_tokens  # noqa: E402
 
 
@@ -80,8 +79,7 @@ def main() -> None:
         print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['wall_seconds']:>7} {r['complete']:>8} "
               f"{r['pruned']:>6} {r['best_val_accuracy']:>8}")
     print(f"pruned/unpruned: {report['pruned_vs_unpruned']}")
-    out = ROOT / "benchmarks" / "results" / f"sweep_pruning-{args.pruner}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results(f"sweep_pruning-{args.pruner}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

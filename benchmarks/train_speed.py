@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pipeline import SHARED_ARCHIVE, SHARED_SHA256  # noqa: E402
+from pipeline import SHARED_ARCHIVE, SHARED_SHA256, write_results  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work"
 # The pipeline side: the lecture's model and hyperparameters (the lecture12 preset) with the
@@ -242,9 +242,7 @@ def main() -> None:
         print(f"\npipeline/reference: training throughput x{report['ratios']['train_throughput']}, "
               f"evaluation throughput x{report['ratios']['eval_throughput']}, "
               f"best val accuracy {report['ratios']['best_val_accuracy_diff']:+.4f}")
-    out = ROOT / "benchmarks" / "results" / f"train_speed-{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results(f"train_speed-{name}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -64,15 +64,13 @@ class ReviewClassifier:
 
 def write_companions(cfg: config.Config, model_dir: Path) -> dict[str, Path]:
     """Put the vocabulary and the padding settings beside a saved model, so that the model
-    directory alone turns raw text into predictions; return the three files by role."""
-    from src.artifacts import atomic_path, atomic_write_text
-
+    directory alone turns raw text into predictions; return the three files by role. The
+    train stage calls it on its staging folder, which is published whole (src.artifacts)."""
     vocab = Path(cfg.paths.tokens) / VOCAB_FILE
     if not vocab.is_file():
         raise UserError(f"{vocab} not found: run the tokenize stage (`dvc repro tokenize`)")
-    with atomic_path(model_dir / VOCAB_FILE) as tmp:
-        shutil.copyfile(vocab, tmp)
-    atomic_write_text(model_dir / SETTINGS_FILE, json.dumps(ReviewClassifier.settings(cfg), indent=2) + "\n")
+    shutil.copyfile(vocab, model_dir / VOCAB_FILE)
+    (model_dir / SETTINGS_FILE).write_text(json.dumps(ReviewClassifier.settings(cfg), indent=2) + "\n")
     return model_files(model_dir)
 
 

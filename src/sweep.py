@@ -60,18 +60,19 @@ def open_storage(cfg: config.Config):
     url = storage_url(cfg)
     # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    # A live worker's trial beats three times per grace period: one late beat is not death.
-    grace = cfg.sweep.stale_trial_seconds
     try:
         with tracking.sqlite_setup_lock(url):
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(cfg), grace_period=grace,
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(cfg),
+                grace_period=cfg.sweep.stale_trial_seconds,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as exc:  # SQLAlchemy, driver or URL errors
         raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def heartbeat_seconds(cfg: config.Config) -> int:
+    """How often a running trial says it is alive: three times per sweep.stale_trial_seconds,
+    so one late beat is not taken for a dead worker."""
     return max(1, cfg.sweep.stale_trial_seconds // 3)
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import optuna
 import pytest
 import yaml
 
@@ -211,3 +212,24 @@ def runs(repo: Path) -> list:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("imdb-lstm")
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def study_trials(storage: str) -> list:
+    return optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
+
+
+def wait_for_trial_epoch(storage: str, procs: list[subprocess.Popen], seconds: float = 300):
+    """The first RUNNING trial that has reported an epoch (a sweep is mid-trial), polled while
+    every one of the sweep processes is alive, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
+        try:
+            running = [t for t in study_trials(storage)
+                       if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+        except KeyError:  # the study is not created yet
+            running = []
+        if running:
+            return running[0]
+        time.sleep(0.3)

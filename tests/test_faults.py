@@ -16,7 +16,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import copy_project, dvc, runs
+from tests.conftest import copy_project, dvc, runs, study_trials, wait_for_trial_epoch
 
 FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses a stage before publishing
 
@@ -85,26 +85,6 @@ def test_repro_killed_in_each_stage_recovers_on_the_next_repro(repo, tmp_path, s
     assert yaml.safe_load((repo / "reports" / "metrics.json").read_text())["accuracy"] > 0
 
 
-def study_trials(storage: str) -> list:
-    return optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
-
-
-def wait_for_trial_epoch(storage: str, proc: subprocess.Popen, seconds: float = 300):
-    """The first RUNNING trial that has reported an epoch: the sweep is mid-trial."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert proc.poll() is None, f"sweep exited {proc.returncode}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
-        try:
-            running = [t for t in study_trials(storage)
-                       if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
-        except KeyError:  # the study is not created yet
-            running = []
-        if running:
-            return running[0]
-        time.sleep(0.3)
-
-
 def trial_runs(uri: str) -> dict[int, list]:
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("imdb-lstm")
@@ -126,7 +106,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
 
     # SIGTERM: the trial is failed at once and its run ends KILLED.
     proc = start()
-    term_trial = wait_for_trial_epoch(storage, proc)
+    term_trial = wait_for_trial_epoch(storage, [proc])
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr[-2000:]
@@ -135,7 +115,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
 
     # SIGKILL: the trial stays RUNNING and its heartbeat stops.
     proc = start()
-    kill_trial = wait_for_trial_epoch(storage, proc)
+    kill_trial = wait_for_trial_epoch(storage, [proc])
     proc.kill()
     proc.wait(timeout=60)
     assert study_trials(storage)[kill_trial.number].state == optuna.trial.TrialState.RUNNING

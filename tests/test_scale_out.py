@@ -18,7 +18,7 @@ import mlflow
 import optuna
 import pytest
 
-from tests.conftest import copy_project, dvc, free_port, git, runs, wait_until_serving
+from tests.conftest import copy_project, dvc, free_port, git, runs, wait_for_trial_epoch, wait_until_serving
 
 
 def pg_bin(name: str) -> Path:
@@ -95,23 +95,10 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
 
     # SIGKILL the worker running the first trial that has reported an epoch (its MLflow run
     # names the process).
-    deadline = time.monotonic() + 300
-    victim = None
-    while victim is None:
-        assert time.monotonic() < deadline, "no trial reported an epoch within 300 s"
-        assert all(w.poll() is None for w in workers), [w.communicate() for w in workers if w.poll() is not None]
-        try:
-            trials = optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
-        except KeyError:
-            trials = []
-        for trial in trials:
-            if trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values:
-                experiment = client.get_experiment_by_name("imdb-lstm")
-                [run] = client.search_runs([experiment.experiment_id], f"tags.`optuna.trial` = '{trial.number}'")
-                victim = next(w for w in workers if str(w.pid) == run.data.tags["process.pid"])
-                killed_trial = trial
-                break
-        time.sleep(0.3)
+    killed_trial = wait_for_trial_epoch(storage, workers)
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    [run] = client.search_runs([experiment.experiment_id], f"tags.`optuna.trial` = '{killed_trial.number}'")
+    victim = next(w for w in workers if str(w.pid) == run.data.tags["process.pid"])
     victim.kill()
     survivors = [w for w in workers if w is not victim]
     for worker in survivors:
