@@ -1,4 +1,4 @@
-"""The classifier: Embedding -> LSTM (optionally bidirectional, optionally mean-pooled) -> Dense(1, sigmoid)."""
+"""The classifier: Embedding -> LSTM (optionally bidirectional, optionally mean- or max-pooled) -> Dense(1, sigmoid)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ class MaskedMean(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="imdb_lstm")
+class MaskedMax(MaskedMean):
+    """The largest value of each feature over a review's words: the strongest signal anywhere in
+    the review, however long. Padding steps never win; an empty review gives 0, not -inf."""
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        present = ops.expand_dims(mask, -1)
+        largest = ops.max(ops.where(present, inputs, float("-inf")), axis=1)
+        return ops.where(ops.any(present, axis=1), largest, 0.0)
+
+
 def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
     # Sequence length is left open so one model serves any maxlen (and prediction on raw text).
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
@@ -38,14 +51,17 @@ def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
     vectors = layers.Embedding(num_words, cfg.embedding_dim, mask_zero=cfg.mask_padding,
                                name="embedding")(tokens)
     # Input dropout only: recurrent_dropout would take the layer off the cuDNN path on a GPU.
-    # pooling=mean: the LSTM's state after every word, averaged over the review's words (the
-    # mask keeps padding out), instead of only its state after the last word.
-    lstm = layers.LSTM(cfg.units, dropout=cfg.dropout, return_sequences=cfg.pooling == "mean", name="lstm")
+    # pooling=mean|max: the LSTM's state after every word, averaged over the review's words or
+    # its largest value per feature (the mask keeps padding out), instead of only its state
+    # after the last word.
+    lstm = layers.LSTM(cfg.units, dropout=cfg.dropout, return_sequences=cfg.pooling != "last", name="lstm")
     if cfg.bidirectional:
         lstm = layers.Bidirectional(lstm, name="bidirectional_lstm")
     summary = lstm(vectors)
     if cfg.pooling == "mean":
         summary = MaskedMean(name="mean_over_words")(summary)
+    elif cfg.pooling == "max":
+        summary = MaskedMax(name="max_over_words")(summary)
     positive = layers.Dense(1, activation="sigmoid", name="positive")(summary)
     return keras.Model(tokens, positive, name="imdb_lstm")
 

@@ -17,7 +17,7 @@ def random_reviews(n: int, maxlen: int, seed: int = 0) -> np.ndarray:
     return pad([rng.integers(2, 50, size=k).tolist() for k in lengths], maxlen=maxlen, padding="post", truncating="pre")
 
 
-@pytest.mark.parametrize("bidirectional, pooling", [(False, "last"), (True, "last"), (True, "mean")])
+@pytest.mark.parametrize("bidirectional, pooling", [(False, "last"), (True, "last"), (True, "mean"), (True, "max")])
 def test_masked_model_scores_a_review_the_same_in_any_batch(tmp_path, bidirectional, pooling):
     cfg = config.compose(["model.units=6", "model.embedding_dim=5", f"model.bidirectional={bidirectional}",
                           f"model.pooling={pooling}",
