@@ -1,12 +1,14 @@
 """Pruning's worth on the real data: the same study with and without a pruner.
 
     python benchmarks/sweep_pruning.py                                   # 12 trials, 25% of train, 3 epochs
-    python benchmarks/sweep_pruning.py --trials 20 --pruner hyperband sweep.train_fraction=0.5
+    python benchmarks/sweep_pruning.py --trials 20 --pruners hyperband,halving sweep.train_fraction=0.5
 
-Runs `python -m src.sweep` twice with the same sampler seed and trial budget, once with
-`sweep.pruner=none` and once with the chosen pruner, each in its own study (stores in
-benchmarks/.work/sweep/). Reports, for each: epochs trained, wall time and the best validation
-accuracy; writes benchmarks/results/sweep_pruning-<pruner>.json. Uses the token ids made by
+Runs `python -m src.sweep` with the same sampler seed and trial budget, first with
+`sweep.pruner=none`, then with each chosen pruner, each in its own study (stores in
+benchmarks/.work/sweep/), one after the other. Reports, for each: epochs trained, CPU seconds
+(the compute: user + system time of the sweep process, less disturbed than wall time by other
+work on a shared machine), wall time and the best validation accuracy; writes
+benchmarks/results/sweep_pruning-<pruners>.json. Uses the token ids made by
 benchmarks/train_speed.py (made here if missing).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -38,13 +41,14 @@ def run_study(name: str, pruner: str, args, tokens: Path, work: Path) -> dict:
                  f"sweep.sampler_seed={args.seed}", f"sweep.train_fraction={args.fraction}",
                  f"sweep.preset=bench-{name}", *args.overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "src.sweep", *overrides], cwd=ROOT, env=env, check=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu_after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     (ROOT / "experiments" / f"bench-{name}.yaml").unlink(missing_ok=True)  # a benchmark leaves no preset
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
-    return {"pruner": pruner, "wall_seconds": round(seconds, 1),
+    return {"pruner": pruner, "wall_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
             "epochs_trained": sum(len(t.intermediate_values) for t in trials),
             "complete": sum(t.state.name == "COMPLETE" for t in trials),
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
@@ -58,28 +62,34 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pruner", default="median", choices=["median", "hyperband"])
+    parser.add_argument("--pruners", default="median", help="comma-separated: median, hyperband, halving")
     args = parser.parse_intermixed_args()
+    pruners = args.pruners.split(",")
+    if unknown := set(pruners) - {"median", "hyperband", "halving"}:
+        parser.error(f"unknown pruner(s): {', '.join(sorted(unknown))}")
 
     tokens = prepare_tokens(str(SHARED_ARCHIVE), SHARED_SHA256)
     work = WORK / "sweep"
     work.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    results = {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in ("none", args.pruner)}
-    unpruned, pruned = results["none"], results[args.pruner]
+    results = {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in ("none", *pruners)}
+    unpruned = results["none"]
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials": args.trials,
               "epochs_per_trial": args.epochs, "train_fraction": args.fraction, "sampler_seed": args.seed,
               "overrides": args.overrides, "studies": results,
-              "pruned_vs_unpruned": {
-                  "epochs_ratio": round(pruned["epochs_trained"] / unpruned["epochs_trained"], 2),
-                  "wall_time_ratio": round(pruned["wall_seconds"] / unpruned["wall_seconds"], 2),
-                  "best_val_accuracy_diff": round(pruned["best_val_accuracy"] - unpruned["best_val_accuracy"], 4)}}
-    print(f"\n{'pruner':<10} {'epochs':>6} {'wall s':>7} {'complete':>8} {'pruned':>6} {'best val':>8}")
+              "pruned_vs_unpruned": {kind: {
+                  "epochs_ratio": round(results[kind]["epochs_trained"] / unpruned["epochs_trained"], 2),
+                  "cpu_time_ratio": round(results[kind]["cpu_seconds"] / unpruned["cpu_seconds"], 2),
+                  "wall_time_ratio": round(results[kind]["wall_seconds"] / unpruned["wall_seconds"], 2),
+                  "best_val_accuracy_diff": round(results[kind]["best_val_accuracy"] - unpruned["best_val_accuracy"], 4),
+              } for kind in pruners}}
+    print(f"\n{'pruner':<10} {'epochs':>6} {'cpu s':>7} {'wall s':>7} {'complete':>8} {'pruned':>6} {'best val':>8}")
     for r in results.values():
-        print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['wall_seconds']:>7} {r['complete']:>8} "
-              f"{r['pruned']:>6} {r['best_val_accuracy']:>8}")
-    print(f"pruned/unpruned: {report['pruned_vs_unpruned']}")
-    out = write_results(f"sweep_pruning-{args.pruner}", report)
+        print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['cpu_seconds']:>7} {r['wall_seconds']:>7} "
+              f"{r['complete']:>8} {r['pruned']:>6} {r['best_val_accuracy']:>8}")
+    for kind, ratios in report["pruned_vs_unpruned"].items():
+        print(f"{kind}/none: {ratios}")
+    out = write_results(f"sweep_pruning-{'-'.join(pruners)}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

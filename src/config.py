@@ -166,7 +166,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
     ] + [(False, problem) for problem in _space_problems(cfg)]
 
 
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "halving", "none")
 TUNABLE_SECTIONS = ("data", "model", "train")
 
 

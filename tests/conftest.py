@@ -214,7 +214,9 @@ def runs(repo: Path) -> list:
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-def study_trials(storage: str) -> list:
+def study_trials(storage) -> list:
+    """The study's trials; storage is a URL or an opened optuna storage (reuse one when polling:
+    each URL opens a new connection pool, and a PostgreSQL server refuses clients past 100)."""
     return optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
 
 
@@ -222,14 +224,18 @@ def wait_for_trial_epoch(storage: str, procs: list[subprocess.Popen], seconds: f
     """The first RUNNING trial that has reported an epoch (a sweep is mid-trial), polled while
     every one of the sweep processes is alive, for at most `seconds`."""
     deadline = time.monotonic() + seconds
-    while True:
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
-        assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
-        try:
-            running = [t for t in study_trials(storage)
-                       if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
-        except KeyError:  # the study is not created yet
-            running = []
-        if running:
-            return running[0]
-        time.sleep(0.3)
+    opened = optuna.storages.RDBStorage(storage)
+    try:
+        while True:
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+            assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
+            try:
+                running = [t for t in study_trials(opened)
+                           if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+            except KeyError:  # the study is not created yet
+                running = []
+            if running:
+                return running[0]
+            time.sleep(0.3)
+    finally:
+        opened.engine.dispose()
