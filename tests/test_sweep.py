@@ -116,3 +116,33 @@ def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path,
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     assert not (tmp_path / "optuna.db").exists() or not finished_trials(f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
+    """The epoch at which each trial, run in order with these validation curves, is pruned (None: not)."""
+    study = optuna.create_study(study_name="pruning", direction="maximize", pruner=pruner)
+    epochs = []
+    for curve in curves:
+        trial = study.ask()
+        for epoch, value in enumerate(curve, start=1):  # the sweep reports epochs as steps 1, 2, ...
+            trial.report(value, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                epochs.append(epoch)
+                break
+        else:
+            study.tell(trial, max(curve))
+            epochs.append(None)
+    return epochs
+
+
+def test_median_pruner_never_judges_a_first_epoch():
+    cfg = config.compose(["sweep.pruner=median", "sweep.epochs=3"])
+    good, slow_starter, weak = [0.80, 0.85, 0.86], [0.50, 0.87, 0.88], [0.50, 0.60, 0.61]
+    assert prunes_at(sweep.make_pruner(cfg.sweep), [good, good, slow_starter, weak]) == [None, None, None, 2]
+
+
+def test_halving_keeps_only_the_best_third_after_the_first_epoch():
+    cfg = config.compose(["sweep.pruner=halving", "sweep.epochs=3"])
+    curves = [[0.70, 0.8, 0.8], [0.60, 0.7, 0.7], [0.65, 0.7, 0.7], [0.75, 0.8, 0.8], [0.55, 0.6, 0.6]]
+    assert prunes_at(sweep.make_pruner(cfg.sweep), curves) == [None, 1, 1, None, 1]
