@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline import write_results  # noqa: E402
 from train_speed import WORK  # noqa: E402
 
-from src.sweep import make_pruner  # noqa: E402
+from sweep_pruning import PRUNERS  # noqa: E402
 
-PRUNERS = ("median", "hyperband", "halving")
+from src.sweep import make_pruner  # noqa: E402
 
 
 REPLAY_NAMES = 25

@@ -30,6 +30,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline import SHARED_ARCHIVE, SHARED_SHA256, write_results  # noqa: E402
 from train_speed import WORK, prepare_tokens  # noqa: E402
 
+from src.config import PRUNERS as SWEEP_PRUNERS  # noqa: E402
+
+PRUNERS = tuple(p for p in SWEEP_PRUNERS if p != "none")  # "none" is the baseline every run has
+
 
 def run_study(name: str, pruner: str, args, tokens: Path, work: Path) -> dict:
     import optuna
@@ -62,10 +66,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pruners", default="median", help="comma-separated: median, hyperband, halving")
+    parser.add_argument("--pruners", default="median", help=f"comma-separated, of: {', '.join(PRUNERS)}")
     args = parser.parse_intermixed_args()
     pruners = args.pruners.split(",")
-    if unknown := set(pruners) - {"median", "hyperband", "halving"}:
+    if unknown := set(pruners) - set(PRUNERS):
         parser.error(f"unknown pruner(s): {', '.join(sorted(unknown))}")
 
     tokens = prepare_tokens(str(SHARED_ARCHIVE), SHARED_SHA256)
