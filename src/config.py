@@ -57,6 +57,7 @@ class TrainConfig:
     word_dropout: float
     seed: int
     patience: int
+    refit: bool
     eval_batch_size: int
     bucket_by_length: bool
     length_step: int

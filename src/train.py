@@ -27,12 +27,13 @@ HISTORY_FILE = "history.csv"   # one row per epoch: the training-curve plot
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def _epoch_logger():
+def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
     import keras
     import mlflow
 
     class EpochLogger(keras.callbacks.Callback):
-        """Per-epoch metrics and wall seconds to MLflow and to `rows` (the history plot)."""
+        """Per-epoch metrics and wall seconds to MLflow (names prefixed by `prefix`) and to
+        `rows` (the history plot)."""
 
         def __init__(self):
             super().__init__()
@@ -45,11 +46,11 @@ def _epoch_logger():
             self._last_batch_end = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in EPOCH_METRICS}
+            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in metrics}
             row["epoch_seconds"] = time.perf_counter() - self._started
             row["train_seconds"] = self._last_batch_end - self._started  # without validation
             self.rows.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            mlflow.log_metrics({prefix + k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
 
     return EpochLogger()
 
@@ -69,6 +70,27 @@ def dataset_tags(cfg: config.Config) -> dict[str, str]:
     return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
 
 
+def _compiled_model(cfg: config.Config):
+    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), compiled for training."""
+    import keras
+
+    from src.model import build_model
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = build_model(cfg.model, cfg.data.num_words)
+    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+                  jit_compile=cfg.train.jit_compile)
+    return model
+
+
+def kept_epoch(rows: list[dict], patience: int) -> int:
+    """The epoch whose weights training kept: the best one under early stopping, else the last."""
+    if patience == 0:
+        return len(rows)
+    return max(rows, key=lambda row: row["val_accuracy"])["epoch"]  # the first of equals, as Keras
+
+
 def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = (),
           parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True,
           verbose: int = 2) -> dict:
@@ -81,9 +103,9 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
     """
     import keras
     import mlflow
+    import numpy as np
 
     from src import registry
-    from src.model import build_model
     from src.predict import write_companions
     from src.tokenize import stratified_split
 
@@ -107,11 +129,7 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
     with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
         # Seeded only now: MLflow draws a run's random name from Python's `random`, so seeding
         # first would give every run of one seed the same name.
-        keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
-        model = build_model(cfg.model, cfg.data.num_words)
-        optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
-        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
-                      jit_compile=cfg.train.jit_compile)
+        model = _compiled_model(cfg)
         subset = {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {}
         mlflow.log_params(tracking.flat_params(cfg) | subset)
         model.fit(batches.training_dataset(x_train, y_train, cfg.train),
@@ -120,6 +138,16 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
                   shuffle=False)  # the dataset shuffles, seeded by train.seed
         best = max(row["val_accuracy"] for row in logger.rows)
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
+        if cfg.train.refit:
+            # Validation has chosen the epoch count; the final model learns from the validation
+            # reviews too (20% more data), from the same seed, for that many epochs.
+            refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
+            refit_logger = _epoch_logger(("loss", "accuracy"), prefix="refit_")
+            model = _compiled_model(cfg)
+            model.fit(batches.training_dataset(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
+                                               cfg.train),
+                      epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
+            mlflow.log_metric("refit_epochs", refit_epochs)
         if save:
             with staging_dir(model_dir) as staging:
                 model.save(staging / MODEL_FILE)

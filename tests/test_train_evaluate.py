@@ -75,6 +75,22 @@ def test_early_stopping_stops_when_validation_stalls(prepared_cfg):
     assert train.train(cfg)["epochs"] == 2
 
 
+def test_refit_retrains_on_train_and_validation_for_the_epochs_validation_chose(prepared_cfg, isolated_tracking):
+    # Patience 1 over 6 epochs with a vanishing learning rate: epoch 1 is kept, so the refit
+    # runs one epoch, on the training and validation reviews together.
+    cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, epochs=6, patience=1, learning_rate=1e-12,
+                                              refit=True))
+    result = train.train(cfg)
+    assert result["epochs"] == 2
+    metrics = client(isolated_tracking).get_run(result["run_id"]).data.metrics
+    assert metrics["refit_epochs"] == 1
+    assert [m.step for m in client(isolated_tracking).get_metric_history(result["run_id"], "refit_loss")] == [1]
+    assert "refit_val_accuracy" not in metrics  # validation reviews are training data in the refit
+    assert train.kept_epoch([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7},
+                             {"epoch": 3, "val_accuracy": 0.7}], patience=1) == 2
+    assert train.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
+
+
 def test_run_status_follows_how_the_block_ends(tiny_cfg, isolated_tracking):
     for error, status in ((RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")):
         with pytest.raises(type(error)):
