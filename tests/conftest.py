@@ -24,6 +24,15 @@ from src import config
 
 PROJECT = Path(__file__).resolve().parent.parent
 
+# Files whose tests start many processes or servers (a minute or two each) run first: under
+# pytest-xdist the short tests then fill the workers' last minutes, instead of one long test
+# running alone at the end.
+LONG_FIRST = ("test_faults.py", "test_scale_out.py", "test_pipeline_e2e.py", "test_sweep.py", "test_mlflow_ui.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: file order kept otherwise
+
 POSITIVE = ["a wonderful film, great acting and a brilliant story",
             "great fun, I loved it: excellent and moving",
             "brilliant, wonderful, superb<br />a great film"]
@@ -32,8 +41,10 @@ NEGATIVE = ["an awful film, terrible acting and a boring story",
             "terrible, awful, worst<br />a boring film"]
 
 # Small enough to train in a second or two, big enough to learn the toy sentiment.
+# One direction: a bidirectional LSTM doubles the seconds TensorFlow spends tracing every new
+# model (tests/test_train_evaluate.py trains the default, bidirectional one).
 TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
-                  "model.embedding_dim=8", "model.units=8", "train.epochs=2",
+                  "model.embedding_dim=8", "model.units=8", "model.bidirectional=false", "train.epochs=2",
                   "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16"]
 
 
@@ -68,10 +79,22 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with its tables made, once: creating them (MLflow's schema
+    migrations) takes seconds, copying the file does not."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture(autouse=True)
-def isolated_tracking(tmp_path, monkeypatch):
-    """Every test gets its own MLflow store; none touches the project's mlflow.db."""
+def isolated_tracking(request, tmp_path, monkeypatch, empty_mlflow_store):
+    """Every test gets its own MLflow store (a copy of an empty one, or none at all under
+    @pytest.mark.new_mlflow_store); none touches the project's mlflow.db."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if not request.node.get_closest_marker("new_mlflow_store"):
+        shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("IMDB_URL", raising=False)
     monkeypatch.delenv("IMDB_SHA256", raising=False)
@@ -152,6 +175,30 @@ def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = 
     """Run `python -m <module>` as a user would; output captured as text."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m <module> args` run in this process, through the command's own main(argv):
+    its exit status and printed output as run_module gives them, without a new interpreter
+    importing TensorFlow and MLflow again (seconds per command). Library log lines are not in
+    its stderr: tests about a whole process's output use run_module."""
+    import contextlib
+    import importlib
+    import io
+    import signal
+
+    main = importlib.import_module(module).main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    sigterm = signal.getsignal(signal.SIGTERM)  # a command installs its own handler
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main(list(args))
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
 
 
 def copy_project(dest: Path) -> Path:

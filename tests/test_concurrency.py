@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from tests.conftest import PROJECT
 
@@ -18,6 +19,7 @@ with tracking.run(config.compose(["tracking.run_name=process-" + sys.argv[1]])):
 """
 
 
+@pytest.mark.new_mlflow_store
 def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, tmp_path):
     # Each process creates the store's tables on first use; unguarded, they trip over each other.
     processes = [subprocess.Popen([sys.executable, "-c", OPEN_A_RUN, str(i)], cwd=PROJECT,

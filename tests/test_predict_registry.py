@@ -15,7 +15,7 @@ import pytest
 
 from src import config, evaluate, predict, registry, train
 from src.pad import load_split
-from tests.conftest import NEGATIVE, POSITIVE, PROJECT, free_port, run_module, wait_until_serving
+from tests.conftest import NEGATIVE, POSITIVE, PROJECT, free_port, run_main, run_module, wait_until_serving
 
 REVIEWS = ["a wonderful film, great acting", "an awful film, terrible and boring", "", "great" * 3000]
 
@@ -51,7 +51,7 @@ def test_raw_text_gets_the_scores_evaluate_gives_the_token_ids(trained_cfg):
 
 def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
     params = str(tmp_path / "params.yaml")
-    by_args = run_module("src.predict", "--params", params, *REVIEWS[:2])
+    by_args = run_main("src.predict", "--params", params, *REVIEWS[:2])
     assert by_args.returncode == 0, by_args.stderr
     rows = parse(by_args.stdout)
     assert [label for label, _ in rows] == ["pos", "neg"]
@@ -60,7 +60,7 @@ def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
 
     reviews = tmp_path / "reviews.txt"
     reviews.write_bytes(b"a wonderful film\n\n\xff\xfe great \xc3 acting\n" + b"awful " * 5000 + b"\n")
-    by_file = run_module("src.predict", "--params", params, "--file", str(reviews))
+    by_file = run_main("src.predict", "--params", params, "--file", str(reviews))
     assert by_file.returncode == 0, by_file.stderr
     assert len(parse(by_file.stdout)) == 3 and "skipped 1 blank line(s): 2" in by_file.stderr
     by_stdin = subprocess.run([sys.executable, "-m", "src.predict", "--params", params], input=reviews.read_bytes(),
@@ -68,6 +68,7 @@ def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
     assert by_stdin.stdout.decode() == by_file.stdout
 
 
+@pytest.mark.new_mlflow_store
 def test_predict_without_a_model_is_one_line(tiny_cfg, tmp_path):
     (tmp_path / "params.yaml").write_text(config.to_yaml(tiny_cfg))
     result = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "a film")
@@ -88,30 +89,30 @@ def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_pa
     assert str(first.version) == "1" and float(first.tags[registry.TEST_TAG]) >= 0.9
     params = str(tmp_path / "params.yaml")
 
-    promoted = run_module("src.registry", "promote", "--params", params)
+    promoted = run_main("src.registry", "promote", "--params", params)
     assert promoted.returncode == 0, promoted.stderr
     assert promoted.stdout.startswith("champion is now version 1")
     # The registry URI serves the same classifier as the pipeline's files.
-    by_uri = run_module("src.predict", "--params", params, "--model", f"models:/{name}@champion", *REVIEWS[:2])
-    by_files = run_module("src.predict", "--params", params, *REVIEWS[:2])
+    by_uri = run_main("src.predict", "--params", params, "--model", f"models:/{name}@champion", *REVIEWS[:2])
+    by_files = run_main("src.predict", "--params", params, *REVIEWS[:2])
     assert by_uri.returncode == 0, by_uri.stderr
     assert by_uri.stdout == by_files.stdout
-    unknown = run_module("src.predict", "--params", params, "--model", "models:/nothing@champion", "x")
+    unknown = run_main("src.predict", "--params", params, "--model", "models:/nothing@champion", "x")
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
     assert unknown.stderr.startswith("error: cannot load model models:/nothing@champion")
 
     logged = json.loads((Path(trained_cfg.paths.model) / train.RUN_FILE).read_text())
     worse = registry.register(trained_cfg, logged["model_uri"], val_accuracy=float(first.tags[registry.VAL_TAG]) - 0.1,
                               test_accuracy=0.5)
-    refused = run_module("src.registry", "promote", "--params", params)
+    refused = run_main("src.registry", "promote", "--params", params)
     assert refused.returncode == 1
     assert refused.stdout.startswith("champion stays version 1") and f"version {worse.version} has" in refused.stdout
     assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
 
     better = registry.register(trained_cfg, logged["model_uri"], val_accuracy=1.01, test_accuracy=0.5)
-    assert run_module("src.registry", "promote", "--params", params, "--version", str(better.version)).returncode == 0
+    assert run_main("src.registry", "promote", "--params", params, "--version", str(better.version)).returncode == 0
     assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == str(better.version)
-    shown = run_module("src.registry", "--params", params)
+    shown = run_main("src.registry", "--params", params)
     assert shown.returncode == 0 and "champion" in shown.stdout and len(shown.stdout.splitlines()) == 4
 
 

@@ -18,7 +18,7 @@ import mlflow
 import optuna
 import pytest
 
-from tests.conftest import copy_project, dvc, free_port, git, runs, wait_for_trial_epoch, wait_until_serving
+from tests.conftest import copy_project, dvc, free_port, runs, wait_for_trial_epoch, wait_until_serving
 
 
 def pg_bin(name: str) -> Path:
@@ -133,9 +133,7 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
 
 
 def test_dvc_queue_runs_two_experiments_into_the_project_store(repo):
-    dvc(repo, "repro")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "baseline")
+    # Queued straight from the commit: each experiment runs every stage in its own copy.
     dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "model.units=4")
     dvc(repo, "exp", "run", "--queue", "-n", "units-12", "-S", "model.units=12")
     dvc(repo, "queue", "start", "-j", "2")

@@ -9,7 +9,7 @@ import yaml
 
 from src import config, sweep
 from src.errors import UserError
-from tests.conftest import copy_project, run_module
+from tests.conftest import copy_project, run_main, run_module
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
     client = mlflow.MlflowClient(uri)
@@ -54,12 +54,12 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert "sweep" not in preset and preset["train"]["epochs"] == 5
 
     # The same command with a higher cap resumes: only the missing trials run, under the same parent.
-    more = sweep_overrides + ["sweep.n_trials=5"]
+    more = sweep_overrides + ["sweep.n_trials=4"]
     sweep.sweep(config.compose(more), more)
     _, parents, children = runs_of_study(isolated_tracking)
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
-    assert len(children) == 5
-    assert len(finished_trials(config.compose(more).sweep.storage)) == 5
+    assert len(children) == 4
+    assert len(finished_trials(config.compose(more).sweep.storage)) == 4
 
 
 def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path,
@@ -112,7 +112,7 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
 ])
 def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path, override, message):
-    done = run_module("src.sweep", *sweep_overrides, "sweep.n_trials=2", override)
+    done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2", override)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     assert not (tmp_path / "optuna.db").exists() or not finished_trials(f"sqlite:///{tmp_path / 'optuna.db'}")

@@ -26,6 +26,7 @@ def client(uri: str) -> mlflow.MlflowClient:
 
 
 def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking, tiny_archive):
+    prepared_cfg = replace(prepared_cfg, model=replace(prepared_cfg.model, bidirectional=True))  # as the default
     result = train.train(prepared_cfg)
     run = client(isolated_tracking).get_run(result["run_id"])
     assert run.info.status == "FINISHED"
@@ -44,7 +45,7 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
 
     import keras
     model = keras.saving.load_model(Path(prepared_cfg.paths.model) / train.MODEL_FILE, safe_mode=True)
-    lstm = model.get_layer("bidirectional_lstm")  # the default reads both directions
+    lstm = model.get_layer("bidirectional_lstm")
     assert lstm.forward_layer.units == lstm.backward_layer.units == 8
     rows = list(csv.DictReader(open(Path(prepared_cfg.paths.reports) / train.HISTORY_FILE)))
     assert [r["epoch"] for r in rows] == ["1", "2"]
