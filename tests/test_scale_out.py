@@ -85,7 +85,7 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     project = copy_project(tmp_path / "project")
     storage = f"{postgres}/optuna"
-    n_trials = 6
+    n_trials = 4
     # Three `python -m src.sweep` commands at once, as on three machines sharing the servers.
     command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
                f"sweep.n_trials={n_trials}", "sweep.epochs=20", "train.patience=0", "sweep.stale_trial_seconds=6"]

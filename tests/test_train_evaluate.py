@@ -5,10 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +14,6 @@ import pytest
 
 from src import evaluate, tracking, train
 from src.errors import UserError
-from tests.conftest import PROJECT, TINY_OVERRIDES
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -109,51 +104,6 @@ def test_unusable_tracking_store_is_one_line(tiny_cfg, monkeypatch, tmp_path, ur
         with tracking.run(tiny_cfg):
             pass
     assert "\n" not in str(err.value)
-
-
-def start_training(cfg, epochs: int = 100000) -> subprocess.Popen:
-    args = [f"paths.{key}={getattr(cfg.paths, key)}" for key in ("raw", "tokens", "padded", "model", "reports")]
-    # No early stopping: the run must still be training when the test signals it.
-    overrides = TINY_OVERRIDES + args + [f"train.epochs={epochs}", "train.patience=0"]
-    return subprocess.Popen([sys.executable, "-m", "src.train", *overrides], cwd=PROJECT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_running_run(uri: str, deadline_s: float = 120):
-    """The first run that is RUNNING and has logged an epoch, polled for at most deadline_s."""
-    experiment_name = "imdb-lstm"
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        experiment = client(uri).get_experiment_by_name(experiment_name)
-        if experiment:
-            runs = client(uri).search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-            if runs and "val_accuracy" in runs[0].data.metrics:
-                return runs[0]
-        time.sleep(0.5)
-    raise AssertionError("training never logged an epoch")
-
-
-def test_sigterm_marks_the_run_killed_and_leaves_no_model(prepared_cfg, isolated_tracking):
-    proc = start_training(prepared_cfg)
-    run = wait_for_running_run(isolated_tracking)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    assert stderr.strip().splitlines()[-1] == "terminated"
-    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "KILLED"
-    assert not (Path(prepared_cfg.paths.model) / train.MODEL_FILE).exists()
-
-
-def test_sigkilled_run_is_marked_killed_by_the_next_run(prepared_cfg, isolated_tracking):
-    proc = start_training(prepared_cfg)
-    run = wait_for_running_run(isolated_tracking)
-    proc.kill()
-    proc.wait(timeout=60)
-    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "RUNNING"
-    with tracking.run(prepared_cfg):
-        pass
-    assert client(isolated_tracking).get_run(run.info.run_id).info.status == "KILLED"
-    assert not (Path(prepared_cfg.paths.model) / train.MODEL_FILE).exists()
 
 
 def test_same_seed_same_weights_other_seed_other_weights(prepared_cfg, tmp_path):
