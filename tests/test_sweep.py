@@ -29,7 +29,8 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
                                                                     tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     (tmp_path / "experiments").mkdir()
-    overrides = sweep_overrides + ["sweep.n_trials=3"]
+    # train.refit is for the retrained winner: trials are judged on validation, so never refit.
+    overrides = sweep_overrides + ["sweep.n_trials=3", "train.refit=true"]
     result = sweep.sweep(config.compose(overrides), overrides)
 
     client, parents, children = runs_of_study(isolated_tracking)
@@ -44,14 +45,15 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED" and child.data.tags["optuna.state"] == "COMPLETE"
         assert {"model.units", "data.maxlen", "model.dropout"} <= set(child.data.params)
-        assert child.data.params["train.epochs"] == "2"
+        assert child.data.params["train.epochs"] == "2" and child.data.params["train.refit"] == "False"
+        assert "refit_epochs" not in child.data.metrics
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
     assert sorted(c.data.tags["optuna.trial"] for c in children) == ["0", "1", "2"]
 
     preset = yaml.safe_load((tmp_path / "experiments" / "tiny-best.yaml").read_text())
     best = result["best_params"]
     assert preset["model"]["units"] == best["model.units"] and preset["data"]["maxlen"] == best["data.maxlen"]
-    assert "sweep" not in preset and preset["train"]["epochs"] == 5
+    assert "sweep" not in preset and preset["train"]["epochs"] == 5 and preset["train"]["refit"] is True
 
     # The same command with a higher cap resumes: only the missing trials run, under the same parent.
     more = sweep_overrides + ["sweep.n_trials=4"]
