@@ -11,7 +11,8 @@ trials then change what TPE samples). For each of the sweep's pruners (src.sweep
 prints the epochs it would train and the best validation accuracy it would keep, and writes
 benchmarks/results/pruner_replay-<study>.json. Hyperband puts each trial in a bracket by a hash
 of the study's name and the trial number, so its outcome depends on the name: every pruner is
-replayed under 25 study names and the median and worst case reported.
+replayed under 25 study names and the median and worst case reported. `--variants` adds other
+settings of Optuna's pruners (VARIANTS below), to see whether another setting would do better.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ from src.sweep import make_pruner  # noqa: E402
 
 
 REPLAY_NAMES = 25
+
+
+def variants(max_epochs: int) -> dict:
+    """Pruner settings other than the sweep's own, by name: first judgement after epoch 1 or 2,
+    keeping a third, a half, or the better 60-67%."""
+    import optuna
+
+    pruners = optuna.pruners
+    return {
+        "halving min 1, keep 1/2": lambda: pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+        "halving min 2, keep 1/3": lambda: pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3),
+        "halving min 2, keep 1/2": lambda: pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=2),
+        "hyperband min 2": lambda: pruners.HyperbandPruner(min_resource=2, max_resource=max_epochs),
+        "median warm-up 2, 1 start-up": lambda: pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2),
+        "percentile 33 warm-up 2": lambda: pruners.PercentilePruner(33.0, n_startup_trials=2, n_warmup_steps=2),
+    }
 
 
 def replay(curves: list[list[float]], pruner, study_name: str) -> dict:
@@ -64,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default=f"sqlite:///{WORK / 'sweep' / 'optuna.db'}")
     parser.add_argument("--study", help="an unpruned study (default: the latest none-* study in --storage)")
+    parser.add_argument("--variants", action="store_true", help="also replay the settings in VARIANTS")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -77,9 +95,11 @@ def main() -> None:
     unpruned = {"epochs_trained": sum(map(len, curves)), "pruned": 0,
                 "best_val_accuracy": round(max(max(curve) for curve in curves), 4)}
     results = {"none": unpruned}
-    for kind in PRUNERS:
-        pruner = make_pruner(SimpleNamespace(pruner=kind, epochs=max_epochs))
-        runs = [replay(curves, pruner, f"{kind}-replay-{i}") for i in range(REPLAY_NAMES)]
+    pruners = {kind: lambda kind=kind: make_pruner(SimpleNamespace(pruner=kind, epochs=max_epochs)) for kind in PRUNERS}
+    if args.variants:
+        pruners |= variants(max_epochs)
+    for kind, make in pruners.items():
+        runs = [replay(curves, make(), f"{kind}-replay-{i}") for i in range(REPLAY_NAMES)]
         epochs = sorted(r["epochs_trained"] for r in runs)
         bests = sorted(r["best_val_accuracy"] for r in runs)
         results[kind] = {"epochs_trained_median": epochs[len(epochs) // 2], "epochs_trained_max": epochs[-1],
@@ -91,10 +111,11 @@ def main() -> None:
     print(f"replayed on study {name}: {len(curves)} trials, at most {max_epochs} epochs each, "
           f"best val accuracy {unpruned['best_val_accuracy']} in {unpruned['epochs_trained']} epochs unpruned; "
           f"median (worst) over {REPLAY_NAMES} study names")
-    print(f"{'pruner':<10} {'epochs':>10} {'x none':>6} {'best val':>16} {'diff (points)':>15}")
-    for kind in PRUNERS:
+    width = max(map(len, pruners))
+    print(f"{'pruner':<{width}} {'epochs':>10} {'x none':>6} {'best val':>16} {'diff (points)':>15}")
+    for kind in pruners:
         r = results[kind]
-        print(f"{kind:<10} {r['epochs_trained_median']:>4} ({r['epochs_trained_max']:>3}) {r['epochs_ratio_median']:>6} "
+        print(f"{kind:<{width}} {r['epochs_trained_median']:>4} ({r['epochs_trained_max']:>3}) {r['epochs_ratio_median']:>6} "
               f"{r['best_val_accuracy_median']:>7} ({r['best_val_accuracy_worst']}) "
               f"{100 * r['best_val_accuracy_diff_median']:>+6.2f} ({100 * r['best_val_accuracy_diff_worst']:+.2f})")
     out = write_results(f"pruner_replay-{name}", {
