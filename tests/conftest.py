@@ -24,15 +24,6 @@ from src import config
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-# Files whose tests start many processes or servers (a minute or two each) run first: under
-# pytest-xdist the short tests then fill the workers' last minutes, instead of one long test
-# running alone at the end.
-LONG_FIRST = ("test_faults.py", "test_scale_out.py", "test_pipeline_e2e.py", "test_sweep.py", "test_mlflow_ui.py")
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: file order kept otherwise
-
 POSITIVE = ["a wonderful film, great acting and a brilliant story",
             "great fun, I loved it: excellent and moving",
             "brilliant, wonderful, superb<br />a great film"]
@@ -46,6 +37,16 @@ NEGATIVE = ["an awful film, terrible acting and a boring story",
 TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
                   "model.embedding_dim=8", "model.units=8", "model.bidirectional=false", "train.epochs=2",
                   "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16"]
+
+
+# Files whose tests start many processes or servers (a minute or two each) run first: under
+# pytest-xdist the short tests then fill the workers' last minutes, instead of one long test
+# running alone at the end.
+LONG_FIRST = ("test_faults.py", "test_scale_out.py", "test_pipeline_e2e.py", "test_sweep.py", "test_mlflow_ui.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: file order kept otherwise
 
 
 def review_files(per_folder: int = 16) -> dict[str, bytes]:
