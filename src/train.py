@@ -140,7 +140,7 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
         if cfg.train.refit:
             # Validation has chosen the epoch count; the final model learns from the validation
-            # reviews too (20% more data), from the same seed, for that many epochs.
+            # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
             refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
             refit_logger = _epoch_logger(("loss", "accuracy"), prefix="refit_")
             model = _compiled_model(cfg)
