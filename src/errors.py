@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -23,8 +25,39 @@ class Terminated(BaseException):
     status) runs on the way out instead of the process vanishing mid-write."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+# Modules whose code must not be cut short by a signal's exception: raised inside a
+# SQLAlchemy session (MLflow's and Optuna's SQLite stores), it can leave the connection
+# holding the database's write lock, and writing the run's KILLED status or the trial's FAIL
+# then waits 20 s and fails with "database is locked".
+_UNINTERRUPTIBLE = ("sqlalchemy.", "mlflow.store.", "optuna.storages.")
+_REDELIVER_SECONDS = 0.02
+
+
+def _inside_a_store_call(frame) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_UNINTERRUPTIBLE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raising(exc_type):
+    """A signal handler raising exc_type, except inside a store call: there the signal is
+    sent again a moment later, until it lands outside (store calls take milliseconds)."""
+
+    def handler(signum, frame):
+        if _inside_a_store_call(frame):
+            threading.Timer(_REDELIVER_SECONDS, os.kill, (os.getpid(), signum)).start()
+            return
+        raise exc_type()
+
+    return handler
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, never inside a store call."""
+    signal.signal(signal.SIGTERM, _raising(Terminated))
+    signal.signal(signal.SIGINT, _raising(KeyboardInterrupt))
 
 
 def command(main):
@@ -33,7 +66,7 @@ def command(main):
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        install_signal_handlers()
         try:
             return main(*args, **kwargs)
         except UserError as exc:

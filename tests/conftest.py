@@ -190,7 +190,7 @@ def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
 
     main = importlib.import_module(module).main
     stdout, stderr = io.StringIO(), io.StringIO()
-    sigterm = signal.getsignal(signal.SIGTERM)  # a command installs its own handler
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}  # a command installs its own
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             main(list(args))
@@ -198,7 +198,8 @@ def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
-        signal.signal(signal.SIGTERM, sigterm)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
 
 

@@ -138,3 +138,39 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
     client = mlflow.MlflowClient(isolated_tracking)
     parents = {r.data.tags["mlflow.parentRunId"] for runs_ in by_trial.values() for r in runs_}
     assert len(parents) == 1 and client.get_run(parents.pop()).info.status == "FINISHED"
+
+
+def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
+    """SIGTERM or Ctrl-C raised inside an MLflow SQLite write left the connection holding the
+    write lock, so the run could not be marked KILLED ("database is locked" after 20 s). Signals
+    sent at random moments of a stream of writes must each land outside the store."""
+    import random
+    import threading
+    import traceback
+
+    from src.errors import Terminated, install_signal_handlers
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    mlflow.set_tracking_uri(isolated_tracking)
+    mlflow.set_experiment("signals")
+    rng = random.Random(0)
+    try:
+        install_signal_handlers()
+        for attempt in range(16):
+            signum, raised = ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt))[attempt % 2]
+            run = mlflow.start_run()
+            threading.Timer(rng.uniform(0.005, 0.1), os.kill, (os.getpid(), signum)).start()
+            try:
+                for step in range(100_000):
+                    mlflow.log_metrics({"a": step, "b": 1.0}, step=step)
+                raise AssertionError("the signal never arrived")
+            except raised as exc:
+                modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)]
+            assert not [m for m in modules if m.startswith(("sqlalchemy.", "mlflow.store."))], modules
+            started = time.monotonic()
+            mlflow.end_run("KILLED")
+            assert time.monotonic() - started < 5
+            assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
