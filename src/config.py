@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int
     patience: int
     refit: bool
+    ensemble: int
     eval_batch_size: int
     bucket_by_length: bool
     length_step: int
@@ -149,6 +150,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
         (0 <= t.word_dropout < 1, f"train.word_dropout must be in [0, 1), got {t.word_dropout}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
+        (t.ensemble >= 1, f"train.ensemble must be >= 1 (the number of models averaged), got {t.ensemble}"),
         (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
         (not m.mask_padding or d.padding == "post",
          "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)"),

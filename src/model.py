@@ -43,7 +43,7 @@ class MaskedMax(MaskedMean):
         return ops.where(ops.any(present, axis=1), largest, 0.0)
 
 
-def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
+def build_model(cfg: ModelConfig, num_words: int, name: str = "imdb_lstm") -> keras.Model:
     # Sequence length is left open so one model serves any maxlen (and prediction on raw text).
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     # mask_zero: the LSTM skips padding ids, so a review's prediction does not depend on how
@@ -63,7 +63,17 @@ def build_model(cfg: ModelConfig, num_words: int) -> keras.Model:
     elif cfg.pooling == "max":
         summary = MaskedMax(name="max_over_words")(summary)
     positive = layers.Dense(1, activation="sigmoid", name="positive")(summary)
-    return keras.Model(tokens, positive, name="imdb_lstm")
+    return keras.Model(tokens, positive, name=name)
+
+
+def average_models(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' probabilities: one .keras file, so
+    evaluation, prediction and serving load an ensemble as they load a single model."""
+    if len(members) == 1:
+        return members[0]
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    positive = layers.Average(name="positive")([member(tokens) for member in members])
+    return keras.Model(tokens, positive, name="imdb_lstm_ensemble")
 
 
 def load_model(path, jit_compile: bool = False) -> keras.Model:

@@ -176,7 +176,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
         raise SurplusTrial(f"trial {trial.number} is beyond sweep.n_trials={cfg.sweep.n_trials}")
     values = suggest(trial, cfg)
     trial_cfg = config.compose(trial_overrides(overrides, values) + [
-        f"train.epochs={cfg.sweep.epochs}", "train.refit=false", f"tracking.run_name=trial-{trial.number}"])
+        f"train.epochs={cfg.sweep.epochs}", "train.refit=false", "train.ensemble=1", f"tracking.run_name=trial-{trial.number}"])
     keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
     tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
     try:

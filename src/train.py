@@ -13,6 +13,7 @@ import io
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from src import batches, config, tracking
@@ -70,14 +71,14 @@ def dataset_tags(cfg: config.Config) -> dict[str, str]:
     return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
 
 
-def _compiled_model(cfg: config.Config):
+def _compiled_model(cfg: config.Config, name: str = "imdb_lstm"):
     """A new model, seeded by train.seed (Python, NumPy and TensorFlow), compiled for training."""
     import keras
 
     from src.model import build_model
 
     keras.utils.set_random_seed(cfg.train.seed)
-    model = build_model(cfg.model, cfg.data.num_words)
+    model = build_model(cfg.model, cfg.data.num_words, name=name)
     optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=cfg.train.jit_compile)
@@ -91,21 +92,59 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
     return max(rows, key=lambda row: row["val_accuracy"])["epoch"]  # the first of equals, as Keras
 
 
+def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, prefix: str, name: str,
+                verbose: int):
+    """One model trained with its own seed and early stopping (then refitted if train.refit):
+    the model, its per-epoch rows and its validation probabilities before any refit."""
+    import keras
+    import mlflow
+    import numpy as np
+
+    (x_train, y_train), (x_val, y_val) = train_split, val_split
+    logger = _epoch_logger(prefix=prefix)
+    callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
+    if cfg.train.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
+    model = _compiled_model(cfg, name)
+    model.fit(batches.training_dataset(x_train, y_train, cfg.train),
+              validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
+              epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the dataset shuffles, seeded by train.seed
+    p_val = batches.predict(model, x_val, cfg.train)
+    if cfg.train.refit:
+        # Validation has chosen the epoch count; the final model learns from the validation
+        # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
+        refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
+        refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
+        model = _compiled_model(cfg, name)
+        model.fit(batches.training_dataset(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
+                                           cfg.train),
+                  epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
+        mlflow.log_metric(prefix + "refit_epochs", refit_epochs)
+    return model, logger.rows, p_val
+
+
 def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = (),
           parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True,
           verbose: int = 2) -> dict:
     """Train under an MLflow run; return the run id, best validation accuracy and epochs run.
+
+    train.ensemble models are trained, member k with seed train.seed + k, and saved as one
+    model averaging their probabilities. Member 0 logs the plain per-epoch metric names (its
+    curves compare with any single-model run) and is the history plot; member k > 0 logs under
+    `member<k>_`. best_val_accuracy is the averaged model's.
 
     The DVC stage and `python -m src.train` use the defaults. A sweep trial trains on a seeded,
     stratified `train_fraction` of the training reviews, adds its pruning callback, nests its
     run under the study's parent run, keeps no model files (`save=False`) and prints no
     per-epoch lines (`verbose=0`: the sweep prints a line per trial).
     """
-    import keras
     import mlflow
     import numpy as np
 
     from src import registry
+    from src.model import average_models
     from src.predict import write_companions
     from src.tokenize import stratified_split
 
@@ -119,41 +158,34 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
         _, keep = stratified_split(y_train, train_fraction, cfg.train.seed)
         x_train, y_train = x_train[keep], y_train[keep]
 
-    logger = _epoch_logger()
-    callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
-    if cfg.train.patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
-
     model_dir = Path(cfg.paths.model)
     with tracking.run(cfg, parent_run_id=parent_run_id, tags=dataset_tags(cfg) | (tags or {})) as active:
-        # Seeded only now: MLflow draws a run's random name from Python's `random`, so seeding
-        # first would give every run of one seed the same name.
-        model = _compiled_model(cfg)
         subset = {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {}
         mlflow.log_params(tracking.flat_params(cfg) | subset)
-        model.fit(batches.training_dataset(x_train, y_train, cfg.train),
-                  validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
-                  epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # the dataset shuffles, seeded by train.seed
-        best = max(row["val_accuracy"] for row in logger.rows)
-        mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": len(logger.rows)})
-        if cfg.train.refit:
-            # Validation has chosen the epoch count; the final model learns from the validation
-            # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
-            refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
-            refit_logger = _epoch_logger(("loss", "accuracy"), prefix="refit_")
-            model = _compiled_model(cfg)
-            model.fit(batches.training_dataset(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
-                                               cfg.train),
-                      epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
-            mlflow.log_metric("refit_epochs", refit_epochs)
+        members, histories, val_probabilities = [], [], []
+        for k in range(cfg.train.ensemble):
+            # Seeded inside the run: MLflow draws a run's random name from Python's `random`,
+            # so seeding first would give every run of one seed the same name.
+            member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
+            model, rows, p_val = _fit_member(member_cfg, (x_train, y_train), (x_val, y_val), callbacks=list(callbacks),
+                                             prefix=f"member{k}_" if k else "", name=f"member_{k}", verbose=verbose)
+            members.append(model)
+            histories.append(rows)
+            val_probabilities.append(p_val)
+            if cfg.train.ensemble > 1:
+                mlflow.log_metric("member_val_accuracy", float(((p_val >= 0.5) == y_val).mean()), step=k)
+        if cfg.train.ensemble == 1:
+            best = max(row["val_accuracy"] for row in histories[0])
+        else:
+            best = float(((np.mean(val_probabilities, axis=0) >= 0.5) == y_val).mean())
+        epochs = [len(rows) for rows in histories]
+        mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": sum(epochs)})
         if save:
             with staging_dir(model_dir) as staging:
-                model.save(staging / MODEL_FILE)
+                average_models(members).save(staging / MODEL_FILE)
                 files = write_companions(cfg, staging)  # the model, its vocabulary and padding settings
                 model_uri = registry.log_model(files)
-                (staging / HISTORY_FILE).write_text(_history_csv(logger.rows))
+                (staging / HISTORY_FILE).write_text(_history_csv(histories[0]))
                 (staging / RUN_FILE).write_text(json.dumps(
                     {"run_id": active.info.run_id, "model_uri": model_uri, "best_val_accuracy": best}) + "\n")
                 # All outputs at once, run.json last (evaluate reads it): a stage killed before
@@ -161,14 +193,16 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
                 publish({path: model_dir / path.name for path in files.values()}
                         | {staging / HISTORY_FILE: Path(cfg.paths.reports) / HISTORY_FILE,
                            staging / RUN_FILE: model_dir / RUN_FILE})
-    return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": len(logger.rows)}
+    return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": sum(epochs), "member_epochs": epochs}
 
 
 @command
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
     result = train(cfg)
-    print(f"best val_accuracy {result['best_val_accuracy']:.4f} after {result['epochs']} epochs; "
+    epochs = result["member_epochs"]
+    averaged = f"{len(epochs)} models averaged, epochs {'+'.join(map(str, epochs))}" if len(epochs) > 1 else f"{epochs[0]} epochs"
+    print(f"best val_accuracy {result['best_val_accuracy']:.4f} ({averaged}); "
           f"MLflow run {result['run_id']}")
 
 

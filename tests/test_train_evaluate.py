@@ -87,6 +87,33 @@ def test_refit_retrains_on_train_and_validation_for_the_epochs_validation_chose(
     assert train.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
 
 
+def test_an_ensemble_is_one_safe_model_averaging_members_of_consecutive_seeds(prepared_cfg, isolated_tracking):
+    from src import batches
+    from src.model import load_model
+    from src.pad import load_split
+
+    cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, ensemble=2))
+    result = train.train(cfg)
+    assert result["member_epochs"] == [2, 2] and result["epochs"] == 4
+    saved = load_model(Path(cfg.paths.model) / train.MODEL_FILE)  # safe_mode: no code in the file
+    x_val, y_val = load_split(cfg, "val")
+    p_members = [batches.predict(saved.get_layer(f"member_{k}"), x_val, cfg.train) for k in range(2)]
+    assert np.abs(p_members[0] - p_members[1]).max() > 1e-3  # seeds 42 and 43: two different models
+    p_saved = batches.predict(saved, x_val, cfg.train)
+    np.testing.assert_allclose(p_saved, np.mean(p_members, axis=0), atol=1e-6)
+
+    mlflow_client = client(isolated_tracking)
+    run = mlflow_client.get_run(result["run_id"])
+    assert run.data.metrics["best_val_accuracy"] == pytest.approx(np.mean((p_saved >= 0.5) == y_val))
+    assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "member_val_accuracy")] == [0, 1]
+    assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "member1_val_accuracy")] == [1, 2]
+    # Member 0 is the single model of seed 42, epoch for epoch; member 1 logs under its prefix.
+    single = train.train(replace(cfg, train=replace(cfg.train, ensemble=1)), save=False)
+    assert [m.value for m in mlflow_client.get_metric_history(single["run_id"], "val_loss")] == \
+        [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "val_loss")]
+    assert "member1_val_loss" not in mlflow_client.get_run(single["run_id"]).data.metrics
+
+
 def test_run_status_follows_how_the_block_ends(tiny_cfg, isolated_tracking):
     for error, status in ((RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")):
         with pytest.raises(type(error)):
