@@ -1,6 +1,6 @@
-"""Killed processes: `dvc repro` killed in each stage, and a sweep killed mid-trial, recover
-on the next run with no manual cleanup, no partial output that looks valid and truthful
-MLflow run states."""
+"""Killed processes: a sweep killed mid-trial resumes with no manual cleanup and truthful
+MLflow run states, and a signal never cuts a store write short. (`dvc repro` killed in each
+stage: tests/test_pipeline_e2e.py, whose pipeline run it is.)"""
 
 from __future__ import annotations
 
@@ -9,81 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlflow
 import optuna
-import yaml
 
-from tests.conftest import copy_project, dvc, runs, study_trials, wait_for_trial_epoch
-
-FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses a stage before publishing
-
-# (stage, the first and the last output it renames into place, the DVC outputs that must not exist).
-# SIGTERM is sent while the last one waits (the ones before must be taken back), SIGKILL while the
-# first one waits (nothing can be taken back after a SIGKILL: between two renames is the one
-# moment, microseconds wide, a SIGKILL leaves part of a group; the next `dvc repro` replaces it).
-STAGE_FAULTS = [
-    ("download", "raw", "raw", ["data/raw"]),
-    ("tokenize", "tokens", "tokens", ["data/tokens"]),
-    ("train", "model.keras", "run.json",
-     ["models/model.keras", "models/vocab.txt", "models/settings.json", "models/run.json", "reports/history.csv"]),
-    ("evaluate", "roc.csv", "metrics.json", ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv"]),
-]
-
-
-def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert proc.poll() is None, f"exited {proc.returncode} before the fault point: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no fault point reached within {seconds} s"
-        time.sleep(0.2)
-
-
-def leftovers(repo: Path) -> list[Path]:
-    """Temporary outputs (ours are named .<name>.tmp-<pid>-...) anywhere outside .git and .dvc."""
-    return [p for p in repo.rglob("*.tmp-*") if not {".git", ".dvc"} & set(p.relative_to(repo).parts)]
-
-
-def test_repro_killed_in_each_stage_recovers_on_the_next_repro(repo, tmp_path):
-    marker = tmp_path / "paused"
-    for stage, first, last, outputs in STAGE_FAULTS:
-        # Killed twice in each stage: SIGTERM first, then SIGKILL (the stages before it are done by then).
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            publish = last if signum == signal.SIGTERM else first
-            env = {**os.environ, "PYTHONPATH": f"{FAULTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                   "FAULT_STAGE": stage, "FAULT_PUBLISH": publish, "FAULT_MARKER": str(marker)}
-            # Its own process group, as a shell job: the signal reaches dvc and the stage it runs.
-            proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, start_new_session=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            wait_for(marker, proc)
-            os.killpg(proc.pid, signum)
-            output, _ = proc.communicate(timeout=120)
-            assert proc.returncode != 0, output
-            if signum == signal.SIGTERM:
-                assert "terminated" in output and "Traceback" not in output, output
-            marker.unlink()
-
-            # Nothing that looks finished: DVC does not record the stage, its outputs are absent.
-            lock = yaml.safe_load((repo / "dvc.lock").read_text()) if (repo / "dvc.lock").exists() else {}
-            assert stage not in (lock or {}).get("stages", {}), signum
-            assert [out for out in outputs if (repo / out).exists()] == [], signum
-            if signum == signal.SIGTERM:
-                assert leftovers(repo) == []  # removed on the way out
-            if stage in ("train", "evaluate"):
-                # SIGTERM: the run says KILLED itself. SIGKILL: it cannot, so it stays RUNNING until
-                # the next run started on this host finds its process gone.
-                assert runs(repo)[-1].info.status == ("KILLED" if signum == signal.SIGTERM else "RUNNING"), signum
-
-    dvc(repo, "repro")  # no fault: recovers from wherever the last kill left it
-    assert "up to date" in dvc(repo, "status").stdout
-    assert leftovers(repo) == []  # a SIGKILLed writer's temporary files: removed by the next writer
-    trained = runs(repo)
-    # The runs killed in train (SIGTERM, SIGKILL: marked by the next start), then the one killed
-    # twice in evaluate and finished by the last repro.
-    assert [r.info.status for r in trained] == ["KILLED", "KILLED", "FINISHED"]
-    assert "test_accuracy" in trained[-1].data.metrics
-    assert yaml.safe_load((repo / "reports" / "metrics.json").read_text())["accuracy"] > 0
+from tests.conftest import copy_project, study_trials, wait_for_trial_epoch
 
 
 def trial_runs(uri: str) -> dict[int, list]:
