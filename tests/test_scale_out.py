@@ -137,9 +137,12 @@ def test_dvc_queue_runs_an_experiment_into_the_project_store(repo):
     # .dvc/tmp. (Several writers on one store at once: the three-worker sweeps and
     # tests/test_concurrency.py.)
     dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "model.units=4")
-    dvc(repo, "queue", "start")
+    # Its worker runs in the background and keeps the output streams it inherits: captured, they
+    # would hold `dvc queue start` until the worker exits (idle time included).
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], cwd=repo, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 400
-    while True:  # `dvc queue start` returns at once; its worker runs in the background
+    while True:
         status = dvc(repo, "queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
