@@ -136,7 +136,7 @@ def test_dvc_queue_runs_an_experiment_into_the_project_store(repo):
     # Queued straight from the commit: the experiment runs every stage in its own copy under
     # .dvc/tmp. (Several writers on one store at once: the three-worker sweeps and
     # tests/test_concurrency.py.)
-    dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "model.units=4")
+    dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "experiment=tiny", "-S", "model.units=4")
     # Its worker runs in the background and keeps the output streams it inherits: captured, they
     # would hold `dvc queue start` until the worker exits (idle time included).
     subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], cwd=repo, check=True,
@@ -161,6 +161,6 @@ def test_dvc_queue_runs_an_experiment_into_the_project_store(repo):
     # Its run is in the project's store (mlflow.db addressed by absolute path), none in the copy.
     [run] = [r for r in runs(repo) if r.data.tags.get("dvc.experiment") == "units-4"]
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.units"] == "4"
+    assert run.data.params["model.units"] == "4" and run.data.params["data.maxlen"] == "12"  # the preset too
     assert run.data.metrics["test_accuracy"] == pytest.approx(accuracy)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
