@@ -95,7 +95,8 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, prefix: str, name: str,
                 verbose: int):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
-    the model, its per-epoch rows and its validation probabilities before any refit."""
+    the model, its per-epoch rows and, in an ensemble, its validation probabilities before any
+    refit (None for a single model, whose best epoch's accuracy is in its rows)."""
     import keras
     import mlflow
     import numpy as np
@@ -111,7 +112,7 @@ def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, 
               validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the dataset shuffles, seeded by train.seed
-    p_val = batches.predict(model, x_val, cfg.train)
+    p_val = batches.predict(model, x_val, cfg.train) if cfg.train.ensemble > 1 else None
     if cfg.train.refit:
         # Validation has chosen the epoch count; the final model learns from the validation
         # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
