@@ -169,7 +169,8 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
             # so seeding first would give every run of one seed the same name.
             member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
             model, rows, p_val = _fit_member(member_cfg, (x_train, y_train), (x_val, y_val), callbacks=list(callbacks),
-                                             prefix=f"member{k}_" if k else "", name=f"member_{k}", verbose=verbose)
+                                             prefix=f"member{k}_" if k else "", verbose=verbose,
+                                             name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm")
             members.append(model)
             histories.append(rows)
             val_probabilities.append(p_val)
