@@ -29,8 +29,9 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
                                                                     tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     (tmp_path / "experiments").mkdir()
-    # train.refit is for the retrained winner: trials are judged on validation, so never refit.
-    overrides = sweep_overrides + ["sweep.n_trials=3", "train.refit=true"]
+    # train.refit and train.ensemble are for the retrained winner: a trial is one model judged on
+    # its validation curve, so trials never refit and never average.
+    overrides = sweep_overrides + ["sweep.n_trials=3", "train.refit=true", "train.ensemble=3"]
     result = sweep.sweep(config.compose(overrides), overrides)
 
     client, parents, children = runs_of_study(isolated_tracking)
@@ -46,7 +47,8 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
         assert child.info.status == "FINISHED" and child.data.tags["optuna.state"] == "COMPLETE"
         assert {"model.units", "data.maxlen", "model.dropout"} <= set(child.data.params)
         assert child.data.params["train.epochs"] == "2" and child.data.params["train.refit"] == "False"
-        assert "refit_epochs" not in child.data.metrics
+        assert child.data.params["train.ensemble"] == "1"
+        assert not {"refit_epochs", "member_val_accuracy"} & set(child.data.metrics)
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
     assert sorted(c.data.tags["optuna.trial"] for c in children) == ["0", "1", "2"]
 
@@ -54,6 +56,7 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     best = result["best_params"]
     assert preset["model"]["units"] == best["model.units"] and preset["data"]["maxlen"] == best["data.maxlen"]
     assert "sweep" not in preset and preset["train"]["epochs"] == 5 and preset["train"]["refit"] is True
+    assert preset["train"]["ensemble"] == 3
 
     # The same command with a higher cap resumes: only the missing trials run, under the same parent.
     more = sweep_overrides + ["sweep.n_trials=4"]
