@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 
 class UserError(Exception):
@@ -31,6 +32,10 @@ class Terminated(BaseException):
 # then waits 20 s and fails with "database is locked".
 _UNINTERRUPTIBLE = ("sqlalchemy.", "mlflow.store.", "optuna.storages.")
 _REDELIVER_SECONDS = 0.02
+# A store call still running Python code after this long is waiting on something (an MLflow
+# server that does not answer): the signal is raised inside it rather than put off further.
+# (A wait inside C, as SQLite's busy timeout, runs no Python handler until it returns.)
+_DEFER_AT_MOST_SECONDS = 5.0
 
 
 def _inside_a_store_call(frame) -> bool:
@@ -43,15 +48,26 @@ def _inside_a_store_call(frame) -> bool:
 
 def _raising(exc_type):
     """A signal handler raising exc_type, except inside a store call: there the signal is
-    sent again a moment later, until it lands outside (store calls take milliseconds)."""
+    sent again a moment later, until it lands outside (store calls take milliseconds), or
+    until _DEFER_AT_MOST_SECONDS have passed."""
+    deferred_since = None
 
     def handler(signum, frame):
-        if _inside_a_store_call(frame):
-            threading.Timer(_REDELIVER_SECONDS, os.kill, (os.getpid(), signum)).start()
+        nonlocal deferred_since
+        now = time.monotonic()
+        if _inside_a_store_call(frame) and (deferred_since is None or now - deferred_since < _DEFER_AT_MOST_SECONDS):
+            deferred_since = deferred_since or now
+            threading.Timer(_REDELIVER_SECONDS, _resend, (signum, handler)).start()
             return
+        deferred_since = None
         raise exc_type()
 
     return handler
+
+
+def _resend(signum, handler) -> None:
+    if signal.getsignal(signum) is handler:  # not once another handler (or the default) took over
+        os.kill(os.getpid(), signum)
 
 
 def install_signal_handlers() -> None:

@@ -12,6 +12,7 @@ import time
 
 import mlflow
 import optuna
+import pytest
 
 from tests.conftest import copy_project, study_trials, wait_for_trial_epoch
 
@@ -104,3 +105,33 @@ def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def test_a_signal_is_put_off_inside_a_store_call_for_a_few_seconds_at_most(monkeypatch):
+    """Inside store code the handler re-sends the signal instead of raising, for at most
+    _DEFER_AT_MOST_SECONDS (a store call that long waits on a server: stopping must not wait
+    on it); outside store code it raises at once. Fake clock and frames, no signal sent."""
+    from types import SimpleNamespace
+
+    from src import errors
+
+    now, resent = [100.0], []
+    monkeypatch.setattr(errors.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(errors.threading, "Timer", lambda delay, target, args: SimpleNamespace(
+        start=lambda: resent.append(args[0])))
+    in_store = SimpleNamespace(f_globals={"__name__": "src.train"},
+                               f_back=SimpleNamespace(f_globals={"__name__": "sqlalchemy.orm.session"}, f_back=None))
+    outside = SimpleNamespace(f_globals={"__name__": "src.train"}, f_back=None)
+    handler = errors._raising(errors.Terminated)
+
+    handler(signal.SIGTERM, in_store)
+    now[0] += errors._DEFER_AT_MOST_SECONDS - 0.1
+    handler(signal.SIGTERM, in_store)
+    assert resent == [signal.SIGTERM, signal.SIGTERM]
+    now[0] += 0.2
+    with pytest.raises(errors.Terminated):  # still inside after the limit: raised there
+        handler(signal.SIGTERM, in_store)
+    with pytest.raises(errors.Terminated):  # outside: at once
+        handler(signal.SIGTERM, outside)
+    handler(signal.SIGTERM, in_store)  # a new signal starts a new wait
+    assert len(resent) == 3
