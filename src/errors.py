@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
 import signal
 import sys
-import threading
-import time
 
 
 class UserError(Exception):
@@ -31,43 +28,41 @@ class Terminated(BaseException):
 # holding the database's write lock, and writing the run's KILLED status or the trial's FAIL
 # then waits 20 s and fails with "database is locked".
 _UNINTERRUPTIBLE = ("sqlalchemy.", "mlflow.store.", "optuna.storages.")
-_REDELIVER_SECONDS = 0.02
-# A store call still running Python code after this long is waiting on something (an MLflow
-# server that does not answer): the signal is raised inside it rather than put off further.
-# (A wait inside C, as SQLite's busy timeout, runs no Python handler until it returns.)
-_DEFER_AT_MOST_SECONDS = 5.0
 
 
-def _inside_a_store_call(frame) -> bool:
+def _outermost_store_frame(frame):
+    outermost = None
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith(_UNINTERRUPTIBLE):
-            return True
+            outermost = frame
         frame = frame.f_back
-    return False
+    return outermost
 
 
 def _raising(exc_type):
-    """A signal handler raising exc_type, except inside a store call: there the signal is
-    sent again a moment later, until it lands outside (store calls take milliseconds), or
-    until _DEFER_AT_MOST_SECONDS have passed."""
-    deferred_since = None
+    """A signal handler raising exc_type where the signal lands, or, inside a store call, as
+    that call returns (a profile hook on its frame: its cleanup has run by then). A second
+    signal while one waits is raised at once: a call that never returns (a server that does
+    not answer) must not keep Ctrl-C waiting."""
 
     def handler(signum, frame):
-        nonlocal deferred_since
-        now = time.monotonic()
-        if _inside_a_store_call(frame) and (deferred_since is None or now - deferred_since < _DEFER_AT_MOST_SECONDS):
-            deferred_since = deferred_since or now
-            threading.Timer(_REDELIVER_SECONDS, _resend, (signum, handler)).start()
-            return
-        deferred_since = None
-        raise exc_type()
+        waiting = sys.getprofile()
+        if getattr(waiting, "delivers_signal", False):
+            sys.setprofile(waiting.previous)
+            raise exc_type()
+        store_frame = _outermost_store_frame(frame)
+        if store_frame is None:
+            raise exc_type()
+
+        def deliver_on_return(returning, event, arg):
+            if returning is store_frame and event == "return":
+                sys.setprofile(deliver_on_return.previous)
+                raise exc_type()  # surfaces in the caller, as if raised right after the call
+
+        deliver_on_return.delivers_signal, deliver_on_return.previous = True, waiting
+        sys.setprofile(deliver_on_return)
 
     return handler
-
-
-def _resend(signum, handler) -> None:
-    if signal.getsignal(signum) is handler:  # not once another handler (or the default) took over
-        os.kill(os.getpid(), signum)
 
 
 def install_signal_handlers() -> None:
