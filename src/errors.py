@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -28,41 +30,33 @@ class Terminated(BaseException):
 # holding the database's write lock, and writing the run's KILLED status or the trial's FAIL
 # then waits 20 s and fails with "database is locked".
 _UNINTERRUPTIBLE = ("sqlalchemy.", "mlflow.store.", "optuna.storages.")
+_REDELIVER_SECONDS = 0.02
 
 
-def _outermost_store_frame(frame):
-    outermost = None
+def _inside_a_store_call(frame) -> bool:
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith(_UNINTERRUPTIBLE):
-            outermost = frame
+            return True
         frame = frame.f_back
-    return outermost
+    return False
 
 
 def _raising(exc_type):
-    """A signal handler raising exc_type where the signal lands, or, inside a store call, as
-    that call returns (a profile hook on its frame: its cleanup has run by then). A second
-    signal while one waits is raised at once: a call that never returns (a server that does
-    not answer) must not keep Ctrl-C waiting."""
+    """A signal handler raising exc_type, except inside a store call: there the signal is
+    sent again a moment later, until it lands outside (store calls take milliseconds)."""
 
     def handler(signum, frame):
-        waiting = sys.getprofile()
-        if getattr(waiting, "delivers_signal", False):
-            sys.setprofile(waiting.previous)
-            raise exc_type()
-        store_frame = _outermost_store_frame(frame)
-        if store_frame is None:
-            raise exc_type()
-
-        def deliver_on_return(returning, event, arg):
-            if returning is store_frame and event == "return":
-                sys.setprofile(deliver_on_return.previous)
-                raise exc_type()  # surfaces in the caller, as if raised right after the call
-
-        deliver_on_return.delivers_signal, deliver_on_return.previous = True, waiting
-        sys.setprofile(deliver_on_return)
+        if _inside_a_store_call(frame):
+            threading.Timer(_REDELIVER_SECONDS, _resend, (signum, handler)).start()
+            return
+        raise exc_type()
 
     return handler
+
+
+def _resend(signum, handler) -> None:
+    if signal.getsignal(signum) is handler:  # not once another handler (or the default) took over
+        os.kill(os.getpid(), signum)
 
 
 def install_signal_handlers() -> None:

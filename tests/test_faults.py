@@ -12,7 +12,6 @@ import time
 
 import mlflow
 import optuna
-import pytest
 
 from tests.conftest import copy_project, study_trials, wait_for_trial_epoch
 
@@ -107,27 +106,3 @@ def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
             signal.signal(signum, handler)
         while mlflow.active_run():  # a failure above must not leave this worker's next test a run
             mlflow.end_run("KILLED")
-
-
-def test_a_second_signal_while_one_waits_for_a_store_call_is_raised_at_once():
-    """The first signal inside store code waits for that call to return; a second one does not
-    wait (a store call that never returns must not keep Ctrl-C waiting). Fake frames: the
-    handler is called directly, no signal sent."""
-    import sys
-    from types import SimpleNamespace
-
-    from src import errors
-
-    in_store = SimpleNamespace(f_globals={"__name__": "src.train"},
-                               f_back=SimpleNamespace(f_globals={"__name__": "sqlalchemy.orm.session"}, f_back=None))
-    handler = errors._raising(errors.Terminated)
-    try:
-        assert handler(signal.SIGINT, in_store) is None  # put off: a hook waits for the call to return
-        assert getattr(sys.getprofile(), "delivers_signal", False)
-        with pytest.raises(errors.Terminated):
-            handler(signal.SIGINT, in_store)
-        assert sys.getprofile() is None  # the waiting hook is gone with it
-        with pytest.raises(errors.Terminated):  # outside store code: at once
-            handler(signal.SIGINT, SimpleNamespace(f_globals={"__name__": "src.train"}, f_back=None))
-    finally:
-        sys.setprofile(None)
