@@ -71,7 +71,7 @@ def dataset_tags(cfg: config.Config) -> dict[str, str]:
     return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
 
 
-def _compiled_model(cfg: config.Config, name: str = "imdb_lstm"):
+def _compiled_model(cfg: config.Config, name: str):
     """A new model, seeded by train.seed (Python, NumPy and TensorFlow), compiled for training."""
     import keras
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -179,28 +181,33 @@ def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = 
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+@contextlib.contextmanager
+def signal_handlers_restored():
+    """SIGTERM's and SIGINT's handlers as they were, after code that installs its own (a command)."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
 def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
     """`python -m <module> args` run in this process, through the command's own main(argv):
     its exit status and printed output as run_module gives them, without a new interpreter
     importing TensorFlow and MLflow again (seconds per command). Library log lines are not in
     its stderr: tests about a whole process's output use run_module."""
-    import contextlib
     import importlib
     import io
-    import signal
 
     main = importlib.import_module(module).main
     stdout, stderr = io.StringIO(), io.StringIO()
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}  # a command installs its own
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with signal_handlers_restored(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             main(list(args))
         status = 0
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
     return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
 
 

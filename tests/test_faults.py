@@ -13,7 +13,7 @@ import time
 import mlflow
 import optuna
 
-from tests.conftest import copy_project, study_trials, wait_for_trial_epoch
+from tests.conftest import copy_project, signal_handlers_restored, study_trials, wait_for_trial_epoch
 
 
 def trial_runs(uri: str) -> dict[int, list]:
@@ -80,29 +80,27 @@ def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
 
     from src.errors import Terminated, install_signal_handlers
 
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     mlflow.set_tracking_uri(isolated_tracking)
     mlflow.set_experiment("signals")
     rng = random.Random(0)
     try:
-        install_signal_handlers()
-        for attempt in range(16):
-            signum, raised = ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt))[attempt % 2]
-            run = mlflow.start_run()
-            threading.Timer(rng.uniform(0.005, 0.1), os.kill, (os.getpid(), signum)).start()
-            try:
-                for step in range(100_000):
-                    mlflow.log_metrics({"a": step, "b": 1.0}, step=step)
-                raise AssertionError("the signal never arrived")
-            except raised as exc:
-                modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)]
-            assert not [m for m in modules if m.startswith(("sqlalchemy.", "mlflow.store."))], modules
-            started = time.monotonic()
-            mlflow.end_run("KILLED")
-            assert time.monotonic() - started < 5
-            assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+        with signal_handlers_restored():
+            install_signal_handlers()
+            for attempt in range(16):
+                signum, raised = ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt))[attempt % 2]
+                run = mlflow.start_run()
+                threading.Timer(rng.uniform(0.005, 0.1), os.kill, (os.getpid(), signum)).start()
+                try:
+                    for step in range(100_000):
+                        mlflow.log_metrics({"a": step, "b": 1.0}, step=step)
+                    raise AssertionError("the signal never arrived")
+                except raised as exc:
+                    modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)]
+                assert not [m for m in modules if m.startswith(("sqlalchemy.", "mlflow.store."))], modules
+                started = time.monotonic()
+                mlflow.end_run("KILLED")
+                assert time.monotonic() - started < 5
+                assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
     finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
         while mlflow.active_run():  # a failure above must not leave this worker's next test a run
             mlflow.end_run("KILLED")
