@@ -2,6 +2,8 @@
 
     python benchmarks/sweep_pruning.py                                   # 12 trials, 25% of train, 3 epochs
     python benchmarks/sweep_pruning.py --trials 20 --pruners hyperband,halving sweep.train_fraction=0.5
+    python benchmarks/sweep_pruning.py --trials 20 --epochs 5 --fraction 0.2 --pruners halving --resume 20261126013505
+    python benchmarks/sweep_pruning.py --trials 20 --epochs 5 --fraction 0.2 --pruners halving --baseline none-20261126013505
 
 Runs `python -m src.sweep` with the same sampler seed and trial budget, first with
 `sweep.pruner=none`, then with each chosen pruner, each in its own study (stores in
@@ -10,6 +12,12 @@ benchmarks/.work/sweep/), one after the other. Reports, for each: epochs trained
 work on a shared machine), wall time and the best validation accuracy; writes
 benchmarks/results/sweep_pruning-<pruners>.json. Uses the token ids made by
 benchmarks/train_speed.py (made here if missing).
+
+--resume STAMP continues the studies `<pruner>-STAMP` of an earlier run up to --trials (the sweep
+resumes a study; give the same --epochs, --fraction and --seed). Epochs, trial seconds (the
+sum of every trial's duration, kept in the study) and the best value then cover the whole
+study; CPU seconds only this run's part. --baseline STUDY compares the pruners with an
+unpruned study already in the store (e.g. one extended by --resume) instead of running one.
 """
 
 from __future__ import annotations
@@ -36,8 +44,6 @@ PRUNERS = tuple(p for p in SWEEP_PRUNERS if p != "none")  # "none" is the baseli
 
 
 def run_study(name: str, pruner: str, args, tokens: Path, work: Path) -> dict:
-    import optuna
-
     storage = f"sqlite:///{work / 'optuna.db'}"
     overrides = [f"paths.tokens={tokens}", f"paths.padded={work / 'padded'}", f"paths.model={work / 'models'}",
                  f"paths.reports={work / 'reports'}", f"sweep.study_name={name}", f"sweep.storage={storage}",
@@ -50,9 +56,17 @@ def run_study(name: str, pruner: str, args, tokens: Path, work: Path) -> dict:
     seconds, cpu_after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     (ROOT / "experiments" / f"bench-{name}.yaml").unlink(missing_ok=True)  # a benchmark leaves no preset
+    return {"wall_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)} | summarize(name, pruner, storage)
+
+
+def summarize(name: str, pruner: str, storage: str) -> dict:
+    """A study's figures as its store holds them (so they cover every run that added trials)."""
+    import optuna
+
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
-    return {"pruner": pruner, "wall_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+    return {"study": name, "pruner": pruner,
+            "trial_seconds": round(sum(t.duration.total_seconds() for t in trials if t.duration), 1),
             "epochs_trained": sum(len(t.intermediate_values) for t in trials),
             "complete": sum(t.state.name == "COMPLETE" for t in trials),
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
@@ -67,6 +81,9 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pruners", default="median", help=f"comma-separated, of: {', '.join(PRUNERS)}")
+    parser.add_argument("--resume", metavar="STAMP", help="continue the studies <pruner>-STAMP of an earlier run")
+    parser.add_argument("--baseline", metavar="STUDY", help="an earlier unpruned study of --trials trials to compare "
+                        "with, instead of running one")
     args = parser.parse_intermixed_args()
     pruners = args.pruners.split(",")
     if unknown := set(pruners) - set(PRUNERS):
@@ -75,25 +92,37 @@ def main() -> None:
     tokens = prepare_tokens(str(SHARED_ARCHIVE), SHARED_SHA256)
     work = WORK / "sweep"
     work.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    results = {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in ("none", *pruners)}
+    stamp = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    if args.baseline:
+        results = {"none": summarize(args.baseline, "none", f"sqlite:///{work / 'optuna.db'}")}
+        if (finished := results["none"]["complete"] + results["none"]["pruned"]) != args.trials:
+            parser.error(f"--baseline {args.baseline} has {finished} finished trials, not --trials {args.trials}")
+    else:
+        results = {"none": run_study(f"none-{stamp}", "none", args, tokens, work)}
+    results |= {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in pruners}
     unpruned = results["none"]
+    whole_runs = not (args.resume or args.baseline)  # else CPU and wall time cover only this run's part
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials": args.trials,
               "epochs_per_trial": args.epochs, "train_fraction": args.fraction, "sampler_seed": args.seed,
+              "resumed": bool(args.resume), "baseline": args.baseline,
               "overrides": args.overrides, "studies": results,
               "pruned_vs_unpruned": {kind: {
                   "epochs_ratio": round(results[kind]["epochs_trained"] / unpruned["epochs_trained"], 2),
-                  "cpu_time_ratio": round(results[kind]["cpu_seconds"] / unpruned["cpu_seconds"], 2),
-                  "wall_time_ratio": round(results[kind]["wall_seconds"] / unpruned["wall_seconds"], 2),
+                  "trial_seconds_ratio": round(results[kind]["trial_seconds"] / unpruned["trial_seconds"], 2),
                   "best_val_accuracy_diff": round(results[kind]["best_val_accuracy"] - unpruned["best_val_accuracy"], 4),
-              } for kind in pruners}}
-    print(f"\n{'pruner':<10} {'epochs':>6} {'cpu s':>7} {'wall s':>7} {'complete':>8} {'pruned':>6} {'best val':>8}")
+              } | ({"cpu_time_ratio": round(results[kind]["cpu_seconds"] / unpruned["cpu_seconds"], 2),
+                    "wall_time_ratio": round(results[kind]["wall_seconds"] / unpruned["wall_seconds"], 2)}
+                   if whole_runs else {}) for kind in pruners}}
+    print(f"\n{'pruner':<10} {'epochs':>6} {'trial s':>7} {'cpu s':>7} {'wall s':>7} {'complete':>8} {'pruned':>6} "
+          f"{'best val':>8}")
     for r in results.values():
-        print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['cpu_seconds']:>7} {r['wall_seconds']:>7} "
+        print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['trial_seconds']:>7} {r.get('cpu_seconds', '-'):>7} "
+              f"{r.get('wall_seconds', '-'):>7} "
               f"{r['complete']:>8} {r['pruned']:>6} {r['best_val_accuracy']:>8}")
     for kind, ratios in report["pruned_vs_unpruned"].items():
         print(f"{kind}/none: {ratios}")
-    out = write_results(f"sweep_pruning-{'-'.join(pruners)}", report)
+    suffix = f"-vs-{args.baseline}" if args.baseline else f"-{stamp}" if args.resume else ""
+    out = write_results(f"sweep_pruning-{'-'.join(pruners)}{suffix}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -85,8 +85,9 @@ def make_pruner(sweep: config.SweepConfig):
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.epochs)
-    if sweep.pruner == "halving":  # keep the top third at epochs 1, 3, 9...: the most aggressive
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if sweep.pruner == "halving":  # keep the better half at epochs 1, 2, 4, ...: the cheapest
+        # A third (reduction_factor 3) cost less but lost the best trial on the real data (README).
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     return optuna.pruners.NopPruner()
 
 

@@ -148,7 +148,11 @@ def test_median_pruner_never_judges_a_first_epoch():
     assert prunes_at(sweep.make_pruner(cfg.sweep), [good, good, slow_starter, weak]) == [None, None, None, 2]
 
 
-def test_halving_keeps_only_the_best_third_after_the_first_epoch():
-    cfg = config.compose(["sweep.pruner=halving", "sweep.epochs=3"])
-    curves = [[0.70, 0.8, 0.8], [0.60, 0.7, 0.7], [0.65, 0.7, 0.7], [0.75, 0.8, 0.8], [0.55, 0.6, 0.6]]
-    assert prunes_at(sweep.make_pruner(cfg.sweep), curves) == [None, 1, 1, None, 1]
+def test_halving_keeps_the_better_half_after_epochs_1_and_2():
+    cfg = config.compose(["sweep.pruner=halving", "sweep.epochs=4"])
+    curves = [[0.70, 0.80, 0.80, 0.80],
+              [0.72, 0.75, 0.80, 0.80],  # better half after epoch 1, worse half after epoch 2
+              [0.60, 0.70, 0.70, 0.70],  # worse half after epoch 1
+              [0.75, 0.70, 0.70, 0.70],
+              [0.74, 0.85, 0.86, 0.87]]
+    assert prunes_at(sweep.make_pruner(cfg.sweep), curves) == [None, 2, 1, 2, None]
