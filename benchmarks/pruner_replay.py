@@ -48,7 +48,7 @@ def variants(max_epochs: int) -> dict:
 
     pruners = optuna.pruners
     return {
-        "halving min 1, keep 1/2": lambda: pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+        "halving min 1, keep 1/3": lambda: pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
         "halving min 2, keep 1/3": lambda: pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3),
         "halving min 2, keep 1/2": lambda: pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=2),
         "hyperband min 2": lambda: pruners.HyperbandPruner(min_resource=2, max_resource=max_epochs),
