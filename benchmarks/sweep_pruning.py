@@ -3,7 +3,7 @@
     python benchmarks/sweep_pruning.py                                   # 12 trials, 25% of train, 3 epochs
     python benchmarks/sweep_pruning.py --trials 20 --pruners hyperband,halving sweep.train_fraction=0.5
     python benchmarks/sweep_pruning.py --trials 20 --epochs 5 --fraction 0.2 --pruners halving --resume 20261126013505
-    python benchmarks/sweep_pruning.py --trials 20 --epochs 5 --fraction 0.2 --pruners halving --baseline none-20261126013505
+    python benchmarks/sweep_pruning.py --trials 20 --epochs 5 --fraction 0.2 --pruners halving --unpruned none-20261126013505
 
 Runs `python -m src.sweep` with the same sampler seed and trial budget, first with
 `sweep.pruner=none`, then with each chosen pruner, each in its own study (stores in
@@ -16,7 +16,7 @@ benchmarks/train_speed.py (made here if missing).
 --resume STAMP continues the studies `<pruner>-STAMP` of an earlier run up to --trials (the sweep
 resumes a study; give the same --epochs, --fraction and --seed). Epochs, trial seconds (the
 sum of every trial's duration, kept in the study) and the best value then cover the whole
-study; CPU seconds only this run's part. --baseline STUDY compares the pruners with an
+study; CPU seconds only this run's part. --unpruned STUDY compares the pruners with an
 unpruned study already in the store (e.g. one extended by --resume) instead of running one.
 """
 
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pruners", default="median", help=f"comma-separated, of: {', '.join(PRUNERS)}")
     parser.add_argument("--resume", metavar="STAMP", help="continue the studies <pruner>-STAMP of an earlier run")
-    parser.add_argument("--baseline", metavar="STUDY", help="an earlier unpruned study of --trials trials to compare "
+    parser.add_argument("--unpruned", metavar="STUDY", help="an earlier unpruned study of --trials trials to compare "
                         "with, instead of running one")
     args = parser.parse_intermixed_args()
     pruners = args.pruners.split(",")
@@ -93,18 +93,18 @@ def main() -> None:
     work = WORK / "sweep"
     work.mkdir(parents=True, exist_ok=True)
     stamp = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    if args.baseline:
-        results = {"none": summarize(args.baseline, "none", f"sqlite:///{work / 'optuna.db'}")}
+    if args.unpruned:
+        results = {"none": summarize(args.unpruned, "none", f"sqlite:///{work / 'optuna.db'}")}
         if (finished := results["none"]["complete"] + results["none"]["pruned"]) != args.trials:
-            parser.error(f"--baseline {args.baseline} has {finished} finished trials, not --trials {args.trials}")
+            parser.error(f"--unpruned {args.unpruned} has {finished} finished trials, not --trials {args.trials}")
     else:
         results = {"none": run_study(f"none-{stamp}", "none", args, tokens, work)}
     results |= {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in pruners}
     unpruned = results["none"]
-    whole_runs = not (args.resume or args.baseline)  # else CPU and wall time cover only this run's part
+    whole_runs = not (args.resume or args.unpruned)  # else CPU and wall time cover only this run's part
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials": args.trials,
               "epochs_per_trial": args.epochs, "train_fraction": args.fraction, "sampler_seed": args.seed,
-              "resumed": bool(args.resume), "baseline": args.baseline,
+              "resumed": bool(args.resume), "unpruned_study": args.unpruned,
               "overrides": args.overrides, "studies": results,
               "pruned_vs_unpruned": {kind: {
                   "epochs_ratio": round(results[kind]["epochs_trained"] / unpruned["epochs_trained"], 2),
@@ -121,7 +121,7 @@ def main() -> None:
               f"{r['complete']:>8} {r['pruned']:>6} {r['best_val_accuracy']:>8}")
     for kind, ratios in report["pruned_vs_unpruned"].items():
         print(f"{kind}/none: {ratios}")
-    suffix = f"-vs-{args.baseline}" if args.baseline else f"-{stamp}" if args.resume else ""
+    suffix = f"-vs-{args.unpruned}" if args.unpruned else f"-{stamp}" if args.resume else ""
     out = write_results(f"sweep_pruning-{'-'.join(pruners)}{suffix}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -101,6 +101,7 @@ class SweepConfig:
     epochs: int
     preset: str | None
     stale_trial_seconds: int
+    baseline: bool
     space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (checked in _space_problems)
 
 

@@ -14,6 +14,9 @@ complete and pruned trials across all workers and restarts. `sweep.workers=N` st
 processes on the study, worker k sampling with seed `sweep.sampler_seed + k`. Heartbeats mark
 the trial of a killed worker failed, and it is retried.
 
+With `sweep.baseline` (the default), a new study's trial 0 trains the config as it stands, without
+sampled values: the bar the sampled configurations are measured against.
+
 MLflow: one parent run per study (created once; a resumed sweep and every worker nest under
 it), one child run per trial. The parent holds the running best and, at the end, Optuna's plots.
 The best trial becomes experiments/<preset>.yaml, retrained with
@@ -37,6 +40,7 @@ from src.artifacts import atomic_write_text
 from src.errors import Terminated, UserError, command, first_line
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
+BASELINE_ATTR = "baseline"  # trial user attribute: the trial trains the config without sampled values
 PARENT_WAIT_SECONDS = 60  # how long a sweep joining a new study waits for its creator's MLflow parent run
 EXPERIMENTS_DIR = config.CONF_DIR.parent / "experiments"
 
@@ -112,6 +116,8 @@ def join_study(cfg: config.Config, storage):
 
     try:
         study = load_study(cfg, storage, worker=0, create=True)
+        if cfg.sweep.baseline:
+            queue_baseline(study, cfg)
     except optuna.exceptions.DuplicatedStudyError:
         study = load_study(cfg, storage, worker=0)
         deadline = time.monotonic() + PARENT_WAIT_SECONDS
@@ -121,6 +127,35 @@ def join_study(cfg: config.Config, storage):
     parent_run_id = tracking.open_study_run(cfg, study.user_attrs.get(PARENT_RUN_ATTR))
     study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
     return study, parent_run_id
+
+
+def baseline_params(cfg: config.Config) -> tuple[dict, str | None]:
+    """The command's config as a point of the search space: (values, None), or ({}, why not)
+    when a value lies outside the space (e.g. the default embedding width above a lowered high)."""
+    values = {}
+    for key, dim in config.search_space(cfg).items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if dim.choices is not None:
+            fits = value in dim.choices
+        else:
+            steps = (value - dim.low) / dim.step if dim.step else 0
+            fits = dim.low <= value <= dim.high and abs(steps - round(steps)) < 1e-9
+        if not fits:
+            return {}, f"{key}={value} is outside the search space"
+        values[key] = value
+    return values, None
+
+
+def queue_baseline(study, cfg: config.Config) -> None:
+    """Trial 0 of a new study trains the config as it stands, without sampled values: the value
+    every sampled configuration is measured against, under the same trial budget."""
+    values, problem = baseline_params(cfg)
+    if problem:
+        print(f"no baseline trial: {problem}", flush=True)
+        return
+    study.enqueue_trial(values, user_attrs={BASELINE_ATTR: True})
+    print(f"trial 0 is the baseline, the config without the sweep: {format_params(values)}", flush=True)
 
 
 def suggest(trial, cfg: config.Config) -> dict:
@@ -180,6 +215,8 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
         f"train.epochs={cfg.sweep.epochs}", "train.refit=false", "train.ensemble=1", f"tracking.run_name=trial-{trial.number}"])
     keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
     tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
+    if trial.user_attrs.get(BASELINE_ATTR):
+        tags["optuna.baseline"] = "true"
     try:
         result = train(trial_cfg, train_fraction=cfg.sweep.train_fraction, callbacks=[pruning_callback(trial)],
                        parent_run_id=parent_run_id, tags=tags, save=False, verbose=0)
@@ -219,7 +256,7 @@ def progress(cfg: config.Config, parent_run_id: str, worker: int):
             f"{max(trial.intermediate_values.values()):.4f}*" if trial.intermediate_values else "-")
         finished, _ = counts(study)
         line = (f"[worker {worker}] trial {trial.number:>3} {trial.state.name:<8} value {value:<8} "
-                f"{seconds:6.0f}s  {format_params(trial.params)}")
+                f"{seconds:6.0f}s  {format_params(trial.params)}{baseline_mark(trial)}")
         try:
             best = study.best_trial
         except ValueError:  # nothing complete yet
@@ -232,6 +269,10 @@ def progress(cfg: config.Config, parent_run_id: str, worker: int):
         print(line, flush=True)
 
     return report
+
+
+def baseline_mark(trial) -> str:
+    return " (baseline)" if trial.user_attrs.get(BASELINE_ATTR) else ""
 
 
 def format_params(params: dict) -> str:
@@ -324,7 +365,8 @@ def summary_table(study) -> str:
     lines = [f"{'trial':>5}  {'state':<8} {'value':>7}  {'epochs':>6}  params"]
     for t in study.get_trials(deepcopy=False):
         value = f"{t.value:.4f}" if t.value is not None else "-"
-        lines.append(f"{t.number:>5}  {t.state.name:<8} {value:>7}  {len(t.intermediate_values):>6}  {format_params(t.params)}")
+        lines.append(f"{t.number:>5}  {t.state.name:<8} {value:>7}  {len(t.intermediate_values):>6}  "
+                     f"{format_params(t.params)}{baseline_mark(t)}")
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     n_pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     lines.append(f"{n_complete} complete, {n_pruned} pruned, "
@@ -363,6 +405,12 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         raise UserError("no trial completed (all pruned or failed): widen the space or lower the pruning")
     best = study.best_trial
+    if best.user_attrs.get(BASELINE_ATTR):
+        print("no sampled configuration beat the baseline (trial 0, the config without the sweep)")
+    else:
+        baseline = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR) and t.value is not None]
+        if baseline:
+            print(f"best vs baseline (trial {baseline[0].number}): {best.value - baseline[0].value:+.4f} val_accuracy")
     name, path = write_preset(cfg, overrides, best.params)
     tracking.log_to_run(parent_run_id, tags={"preset": name})
     print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {format_params(best.params)}; "

@@ -31,7 +31,9 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     (tmp_path / "experiments").mkdir()
     # train.refit and train.ensemble are for the retrained winner: a trial is one model judged on
     # its validation curve, so trials never refit and never average.
-    overrides = sweep_overrides + ["sweep.n_trials=3", "train.refit=true", "train.ensemble=3"]
+    # A space that holds the tiny config's own values, so trial 0 can be the baseline.
+    baseline_space = ["sweep.space.model.embedding_dim.low=4", "sweep.space.model.embedding_dim.high=8"]
+    overrides = sweep_overrides + baseline_space + ["sweep.n_trials=3", "train.refit=true", "train.ensemble=3"]
     result = sweep.sweep(config.compose(overrides), overrides)
 
     client, parents, children = runs_of_study(isolated_tracking)
@@ -51,6 +53,11 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
         assert not {"refit_epochs", "member_val_accuracy"} & set(child.data.metrics)
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 2
     assert sorted(c.data.tags["optuna.trial"] for c in children) == ["0", "1", "2"]
+    baseline_runs = [c for c in children if c.data.tags.get("optuna.baseline") == "true"]
+    assert [c.data.tags["optuna.trial"] for c in baseline_runs] == ["0"]
+    trial0 = finished_trials(config.compose(overrides).sweep.storage)[0]
+    assert trial0.user_attrs[sweep.BASELINE_ATTR] is True
+    assert trial0.params == {"model.units": 8, "model.embedding_dim": 8, "model.dropout": 0.5, "data.maxlen": 12}
 
     preset = yaml.safe_load((tmp_path / "experiments" / "tiny-best.yaml").read_text())
     best = result["best_params"]
@@ -59,7 +66,7 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert preset["train"]["ensemble"] == 3
 
     # The same command with a higher cap resumes: only the missing trials run, under the same parent.
-    more = sweep_overrides + ["sweep.n_trials=4"]
+    more = sweep_overrides + baseline_space + ["sweep.n_trials=4"]
     sweep.sweep(config.compose(more), more)
     _, parents, children = runs_of_study(isolated_tracking)
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
@@ -140,6 +147,16 @@ def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
             study.tell(trial, max(curve))
             epochs.append(None)
     return epochs
+
+
+def test_the_baseline_is_the_config_as_it_stands_when_the_space_holds_it():
+    values, problem = sweep.baseline_params(config.compose([]))
+    assert problem is None
+    assert values == {"model.units": 64, "model.embedding_dim": 128, "model.dropout": 0.5, "data.maxlen": 500}
+    _, problem = sweep.baseline_params(config.compose(["data.maxlen=420"]))  # off the space's step of 50
+    assert problem == "data.maxlen=420 is outside the search space"
+    _, problem = sweep.baseline_params(config.compose(["sweep.space.model.units.high=48"]))
+    assert problem == "model.units=64 is outside the search space"
 
 
 def test_median_pruner_never_judges_a_first_epoch():
