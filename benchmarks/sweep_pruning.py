@@ -43,8 +43,7 @@ from src.config import PRUNERS as SWEEP_PRUNERS  # noqa: E402
 PRUNERS = tuple(p for p in SWEEP_PRUNERS if p != "none")  # "none" is the baseline every run has
 
 
-def run_study(name: str, pruner: str, args, tokens: Path, work: Path) -> dict:
-    storage = f"sqlite:///{work / 'optuna.db'}"
+def run_study(name: str, pruner: str, args, tokens: Path, work: Path, storage: str) -> dict:
     overrides = [f"paths.tokens={tokens}", f"paths.padded={work / 'padded'}", f"paths.model={work / 'models'}",
                  f"paths.reports={work / 'reports'}", f"sweep.study_name={name}", f"sweep.storage={storage}",
                  f"sweep.pruner={pruner}", f"sweep.n_trials={args.trials}", f"sweep.epochs={args.epochs}",
@@ -92,14 +91,15 @@ def main() -> None:
     tokens = prepare_tokens(str(SHARED_ARCHIVE), SHARED_SHA256)
     work = WORK / "sweep"
     work.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{work / 'optuna.db'}"
     stamp = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     if args.unpruned:
-        results = {"none": summarize(args.unpruned, "none", f"sqlite:///{work / 'optuna.db'}")}
+        results = {"none": summarize(args.unpruned, "none", storage)}
         if (finished := results["none"]["complete"] + results["none"]["pruned"]) != args.trials:
             parser.error(f"--unpruned {args.unpruned} has {finished} finished trials, not --trials {args.trials}")
     else:
-        results = {"none": run_study(f"none-{stamp}", "none", args, tokens, work)}
-    results |= {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work) for kind in pruners}
+        results = {"none": run_study(f"none-{stamp}", "none", args, tokens, work, storage)}
+    results |= {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work, storage) for kind in pruners}
     unpruned = results["none"]
     whole_runs = not (args.resume or args.unpruned)  # else CPU and wall time cover only this run's part
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials": args.trials,

@@ -215,7 +215,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
         f"train.epochs={cfg.sweep.epochs}", "train.refit=false", "train.ensemble=1", f"tracking.run_name=trial-{trial.number}"])
     keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
     tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
-    if trial.user_attrs.get(BASELINE_ATTR):
+    if is_baseline(trial):
         tags["optuna.baseline"] = "true"
     try:
         result = train(trial_cfg, train_fraction=cfg.sweep.train_fraction, callbacks=[pruning_callback(trial)],
@@ -271,8 +271,12 @@ def progress(cfg: config.Config, parent_run_id: str, worker: int):
     return report
 
 
+def is_baseline(trial) -> bool:
+    return bool(trial.user_attrs.get(BASELINE_ATTR))
+
+
 def baseline_mark(trial) -> str:
-    return " (baseline)" if trial.user_attrs.get(BASELINE_ATTR) else ""
+    return " (baseline)" if is_baseline(trial) else ""
 
 
 def format_params(params: dict) -> str:
@@ -405,12 +409,11 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         raise UserError("no trial completed (all pruned or failed): widen the space or lower the pruning")
     best = study.best_trial
-    if best.user_attrs.get(BASELINE_ATTR):
-        print("no sampled configuration beat the baseline (trial 0, the config without the sweep)")
-    else:
-        baseline = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(BASELINE_ATTR) and t.value is not None]
-        if baseline:
-            print(f"best vs baseline (trial {baseline[0].number}): {best.value - baseline[0].value:+.4f} val_accuracy")
+    baseline = next((t for t in study.get_trials(deepcopy=False) if is_baseline(t) and t.value is not None), None)
+    if baseline is not None and baseline.number == best.number:
+        print("no sampled configuration beat the baseline (the config without the sweep)")
+    elif baseline is not None:
+        print(f"best vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy")
     name, path = write_preset(cfg, overrides, best.params)
     tracking.log_to_run(parent_run_id, tags={"preset": name})
     print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {format_params(best.params)}; "
