@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from src import config
 from src.artifacts import atomic_path
 from src.errors import command
 from src.splits import SPLITS, load_padded, load_ragged, read_json, save_padded
-from src.text import pad
+from src.text import OOV_ID, pad
 
 META_FILE = "meta.json"  # the padding settings the arrays were made with
 
@@ -29,13 +31,25 @@ def pad_splits(cfg: config.Config) -> None:
 
 
 def load_split(cfg: config.Config, split: str):
-    """(x, y) of a split padded as cfg says: the pad stage's arrays when they match cfg,
-    else padded now from the token ids (a sweep trial or a command-line maxlen override)."""
+    """(x, y) of a split padded and cut to the vocabulary as cfg says: the pad stage's arrays
+    when they match cfg, else padded now from the token ids (a sweep trial or a command-line
+    maxlen override)."""
     padded = Path(cfg.paths.padded)
     if (padded / META_FILE).is_file() and read_json(padded / META_FILE) == padding_settings(cfg):
-        return load_padded(padded / f"{split}.npz")
-    sequences, labels = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
-    return pad(sequences, **padding_settings(cfg)), labels
+        x, y = load_padded(padded / f"{split}.npz")
+    else:
+        sequences, y = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
+        x = pad(sequences, **padding_settings(cfg))
+    return cut_vocabulary(x, cfg.data.num_words), y
+
+
+def cut_vocabulary(x: np.ndarray, num_words: int) -> np.ndarray:
+    """Ids from num_words on become the unknown-word id. The tokenize stage numbers words by
+    training-set frequency, so this is exactly what re-tokenizing with the smaller vocabulary
+    would give: a sweep trial or a command line can lower data.num_words without it."""
+    if x.size == 0 or x.max() < num_words:
+        return x
+    return np.where(x >= num_words, np.int32(OOV_ID), x)
 
 
 @command

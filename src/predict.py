@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from src import batches, config
 from src.errors import UserError, command, first_line
-from src.text import Vocabulary, pad
+from src.text import FIRST_WORD_ID, Vocabulary, pad
 from src.train import MODEL_FILE
 
 VOCAB_FILE = "vocab.txt"           # the tokenize stage's vocabulary, copied beside the model
@@ -69,7 +68,8 @@ def write_companions(cfg: config.Config, model_dir: Path) -> dict[str, Path]:
     vocab = Path(cfg.paths.tokens) / VOCAB_FILE
     if not vocab.is_file():
         raise UserError(f"{vocab} not found: run the tokenize stage (`dvc repro tokenize`)")
-    shutil.copyfile(vocab, model_dir / VOCAB_FILE)
+    # The model saw ids below data.num_words only (src.pad.cut_vocabulary): keep those words.
+    Vocabulary(Vocabulary.load(vocab).words[: cfg.data.num_words - FIRST_WORD_ID]).save(model_dir / VOCAB_FILE)
     (model_dir / SETTINGS_FILE).write_text(json.dumps(ReviewClassifier.settings(cfg), indent=2) + "\n")
     return model_files(model_dir)
 

@@ -6,7 +6,8 @@ Each trial composes conf/ with the command's overrides plus its sampled values, 
 `src.train.train` (the code `dvc repro` runs) on a share of the training reviews
 (`sweep.train_fraction`) for at most `sweep.epochs`, and reports validation accuracy after every
 epoch so the pruner can stop it. The test split is never used. A trial's maxlen re-pads the
-tokenize stage's output, so the download, tokenize and pad stages must have run (`dvc repro pad`).
+tokenize stage's output and its data.num_words cuts that vocabulary (src.pad.load_split), so the
+download, tokenize and pad stages must have run (`dvc repro pad`).
 
 The study lives in `sweep.storage` (default optuna.db at the project root); running the same
 command again resumes it and runs only the trials still missing: `sweep.n_trials` counts
@@ -378,6 +379,20 @@ def summary_table(study) -> str:
     return "\n".join(lines)
 
 
+def check_vocabulary_reach(cfg: config.Config) -> None:
+    """A trial can lower data.num_words below the tokenize stage's vocabulary, not raise it."""
+    from src.text import Vocabulary
+
+    dim = config.search_space(cfg).get("data.num_words")
+    if dim is None:
+        return
+    largest = max(dim.choices) if dim.choices is not None else dim.high
+    size = Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").size
+    if largest > size:
+        raise UserError(f"sweep.space.data.num_words reaches {largest} but the tokenize stage's vocabulary has "
+                        f"{size} ids: re-run that stage with data.num_words >= {largest}")
+
+
 def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     """Run (or resume) the study to n_trials; return the best trial's value, params and preset."""
     import optuna
@@ -386,6 +401,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     tokens = Path(cfg.paths.tokens) / "train.npz"
     if not tokens.is_file():
         raise UserError(f"{tokens} not found: run the data stages first (`dvc repro pad`)")
+    check_vocabulary_reach(cfg)
     storage = open_storage(cfg)
     study, parent_run_id = join_study(cfg, storage)
     finished, _ = counts(study)

@@ -128,3 +128,25 @@ def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg, monkeypa
     # Both keep each review's ending ('pre' truncation); the 12-token rows are its last 12 ids.
     for short, long in zip(x, x30):
         assert list(short[short != 0]) == list(long[long != 0][-12:])
+
+
+def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, tiny_cfg, monkeypatch):
+    from src.predict import write_companions
+
+    build_tokens(tmp_path, tiny_cfg, monkeypatch)  # num_words=40
+    pad.pad_splits(tiny_cfg)
+    small = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=12),
+                    paths=replace(tiny_cfg.paths, tokens=str(tmp_path / "tokens12"), padded=str(tmp_path / "padded12")))
+    tokenize.tokenize(small)
+    cut = replace(tiny_cfg, data=small.data)  # the 40-word tokens read with num_words=12
+    for split in ("train", "val", "test"):
+        x40, _ = pad.load_split(tiny_cfg, split)
+        x_cut, y_cut = pad.load_split(cut, split)
+        x12, y12 = pad.load_split(small, split)
+        assert x40.max() >= 12 and x_cut.max() < 12
+        assert np.array_equal(x_cut, x12) and np.array_equal(y_cut, y12)
+    # A model trained on the cut ids ships the vocabulary they came from.
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    write_companions(cut, model_dir)
+    assert (model_dir / "vocab.txt").read_text() == (Path(small.paths.tokens) / "vocab.txt").read_text()
