@@ -81,12 +81,13 @@ def evaluate(cfg: config.Config) -> dict:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
                            | {f"test_{k}": v for k, v in cm.items()})
         mlflow.log_dict(metrics, METRICS_FILE)
+        # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
+        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE, METRICS_FILE)})
+        # Registered last: a failure before this point leaves no registry version behind.
         if cfg.tracking.registered_model:
             version = registry.register(cfg, trained["model_uri"], trained["best_val_accuracy"], metrics["accuracy"])
             print(f"registered {cfg.tracking.registered_model} version {version.version} "
                   f"(alias {registry.CHALLENGER}); `python -m src.registry promote` makes it {registry.CHAMPION}")
-        # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
-        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE, METRICS_FILE)})
     return metrics
 
 
