@@ -22,10 +22,9 @@ import numpy as np
 
 from src import batches, config
 from src.errors import UserError, command, first_line
-from src.text import FIRST_WORD_ID, Vocabulary, pad
+from src.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, pad
 from src.train import MODEL_FILE
 
-VOCAB_FILE = "vocab.txt"           # the tokenize stage's vocabulary, copied beside the model
 SETTINGS_FILE = "settings.json"    # how the model's input was padded and batched
 THRESHOLD = 0.5                    # probability at or above which a review is labelled positive
 

@@ -381,13 +381,13 @@ def summary_table(study) -> str:
 
 def check_vocabulary_reach(cfg: config.Config) -> None:
     """A trial can lower data.num_words below the tokenize stage's vocabulary, not raise it."""
-    from src.text import Vocabulary
+    from src.text import VOCAB_FILE, Vocabulary
 
     dim = config.search_space(cfg).get("data.num_words")
     if dim is None:
         return
     largest = max(dim.choices) if dim.choices is not None else dim.high
-    size = Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").size
+    size = Vocabulary.load(Path(cfg.paths.tokens) / VOCAB_FILE).size
     if largest > size:
         raise UserError(f"sweep.space.data.num_words reaches {largest} but the tokenize stage's vocabulary has "
                         f"{size} ids: re-run that stage with data.num_words >= {largest}")

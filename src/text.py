@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+VOCAB_FILE = "vocab.txt"  # one word per line, id 2 first; the tokenize stage writes it beside the ids
 PAD_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2

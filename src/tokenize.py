@@ -17,7 +17,7 @@ from src import config
 from src.artifacts import atomic_path
 from src.errors import UserError, command
 from src.splits import save_ragged
-from src.text import Vocabulary
+from src.text import VOCAB_FILE, Vocabulary
 
 LABELS = {"neg": 0, "pos": 1}
 
@@ -97,7 +97,7 @@ def tokenize(cfg: config.Config) -> dict:
     }
     stats = {"vocab_size": vocab.size}
     with atomic_path(cfg.paths.tokens, directory=True) as tmp:
-        vocab.save(tmp / "vocab.txt")
+        vocab.save(tmp / VOCAB_FILE)
         for name, rows in splits.items():
             sequences = [vocab.encode(text) for text, _ in rows]
             save_ragged(tmp / f"{name}.npz", sequences, [label for _, label in rows])
