@@ -94,6 +94,12 @@ def remove_abandoned(final: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+def project_root() -> Path:
+    """The project a stage belongs to: the real one even inside a DVC queue copy (DVC sets
+    DVC_ROOT for every stage it runs). Stores and relative archive paths are resolved here."""
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
 def process_alive(pid: int) -> bool:
     """Whether process `pid` exists on this host and has not exited."""
     try:

@@ -7,11 +7,16 @@ Two ways in, one validated `Config` out:
     so that `dvc exp run -S ...` (which rewrites params.yaml) reaches them.
 
 The dataclasses below are the schema: types only. Defaults live in conf/, once each.
-`python -m src.config [overrides]` writes params.yaml from conf/.
+`python -m src.config [overrides]` writes params.yaml from conf/ and records the overrides
+in it; `load_for_stage` refuses a params.yaml that conf/ as it stands no longer composes to,
+since DVC itself never re-reads conf/ on `dvc repro`.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import sys
 from typing import Any
 from dataclasses import asdict, dataclass, fields
@@ -258,28 +263,81 @@ def load(path: str | Path = PARAMS_FILE) -> Config:
     return validate(raw)
 
 
+OVERRIDES_PREFIX = "# overrides: "  # a line of params.yaml: the overrides it was composed with, as JSON
+EXPERIMENT_ENV = "DVC_EXP_NAME"     # set by `dvc exp run`, which composes params.yaml from conf/ first
+
+
+def recorded_overrides(text: str) -> list[str] | None:
+    """The overrides a params.yaml written by `python -m src.config` records; None if it records none."""
+    for line in text.splitlines():
+        if line.startswith(OVERRIDES_PREFIX):
+            try:
+                overrides = json.loads(line[len(OVERRIDES_PREFIX):])
+            except json.JSONDecodeError:
+                return None
+            return overrides if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides) else None
+    return None
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str | None:
+    for key in [*a, *(k for k in b if k not in a)]:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found = _first_difference(x, y, f"{prefix}{key}.")
+            if found:
+                return found
+        elif x != y:
+            return f"{prefix}{key}"
+    return None
+
+
+def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
+    """params.yaml for a DVC stage: read, validated, and checked to be what conf/ as it stands
+    composes to with the overrides recorded in it, so that what DVC records as the stage's
+    params is the configuration researchers see in conf/. Under `dvc exp run` DVC has just
+    composed it from conf/ (writing no record), so it is taken as it is."""
+    cfg = load(path)
+    overrides = recorded_overrides(Path(path).read_text(encoding="utf-8"))
+    if overrides is None:
+        if os.environ.get(EXPERIMENT_ENV):
+            return cfg
+        raise UserError(f"{path} does not record the overrides it was composed with (edited by hand, or left by "
+                        "`dvc exp run`): regenerate it with `python -m src.config [overrides]`, or use `dvc exp run`")
+    current = compose(overrides)
+    if current != cfg:
+        key = _first_difference(cfg.to_dict(), current.to_dict())
+        command_line = shlex.join(["python", "-m", "src.config", *overrides])
+        raise UserError(f"{path} is stale: conf/ composed with its overrides {overrides} now gives a different {key} "
+                        f"(conf/ edited since, or {path} by hand): regenerate it with `{command_line}`")
+    return cfg
+
+
 def from_argv(argv: list[str]) -> Config:
     """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/."""
     if argv[:1] == ["--params"]:
         if len(argv) != 2:
             raise UserError("usage: --params FILE (no overrides: edit conf/ or use `dvc exp run -S`)")
-        return load(argv[1])
+        return load_for_stage(argv[1])
     return compose(argv)
 
 
-def to_yaml(cfg: Config) -> str:
+def to_yaml(cfg: Config, overrides: list[str] | None = None) -> str:
+    """params.yaml's text; with `overrides`, it records them (what load_for_stage checks against)."""
     header = "# Generated from conf/ by `python -m src.config` (or `dvc exp run`). Do not edit by hand.\n"
+    if overrides is not None:
+        header += OVERRIDES_PREFIX + json.dumps(list(overrides)) + "\n"
     return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    """Write params.yaml composed from conf/ and the given overrides."""
+    """Write params.yaml composed from conf/ and the given overrides, recording them."""
     from src.artifacts import atomic_write_text
 
-    cfg = compose(sys.argv[1:] if argv is None else argv)
-    atomic_write_text(PARAMS_FILE, to_yaml(cfg))
-    print(f"wrote {PARAMS_FILE}")
+    overrides = sys.argv[1:] if argv is None else argv
+    cfg = compose(overrides)
+    atomic_write_text(PARAMS_FILE, to_yaml(cfg, overrides))
+    print(f"wrote {PARAMS_FILE}" + (f" (overrides: {' '.join(overrides)})" if overrides else ""))
 
 
 if __name__ == "__main__":

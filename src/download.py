@@ -1,7 +1,8 @@
 """DVC stage `download`: fetch the IMDB archive, verify its sha256, extract the labeled reviews.
 
-The source is data.url / data.sha256, or IMDB_URL / IMDB_SHA256 when set (an http(s) URL,
-a file:// URL or a local path). Only aclImdb/{train,test}/{pos,neg}/*.txt are extracted; the
+The source is data.url (an http(s) URL, a file:// URL or a local path, relative to the
+project root) and data.sha256, both params DVC tracks: nothing else names the archive, so a
+different archive always reruns this stage and dvc.lock records the one used. Only aclImdb/{train,test}/{pos,neg}/*.txt are extracted; the
 unlabeled train/unsup reviews and the .feat/url files are skipped whether present or not.
 Every member is checked with tarfile's "data" filter first, so an archive holding a path
 that escapes the output folder, or a link pointing outside it, is refused as a whole.
@@ -23,17 +24,16 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from src import config
-from src.artifacts import atomic_path
+from src.artifacts import atomic_path, project_root
 from src.errors import UserError, command
 
 REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
 SOURCE_FILE = "source.json"  # written beside the reviews: which archive they came from
 
 
-def resolve_source(cfg: config.Config) -> tuple[str, str]:
-    url = os.environ.get("IMDB_URL") or cfg.data.url
-    sha256 = (os.environ.get("IMDB_SHA256") or cfg.data.sha256).lower()
-    return url, sha256
+# Read by an earlier version of this stage. DVC cannot see environment variables, so its run
+# cache could hand back an earlier archive's data: the archive is named in params.yaml only.
+RETIRED_ENV = ("IMDB_URL", "IMDB_SHA256")
 
 
 def fetch(url: str, workdir: Path) -> tuple[Path, bool]:
@@ -44,7 +44,7 @@ def fetch(url: str, workdir: Path) -> tuple[Path, bool]:
     if parsed.scheme == "file":
         path = Path(url2pathname(parsed.path))
     elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path (or a Windows drive)
-        path = Path(url)
+        path = project_root() / url  # an absolute url stays as it is
     else:
         raise UserError(f"unsupported archive URL {url!r}: use http(s)://, file:// or a local path")
     if not path.is_file():
@@ -83,9 +83,11 @@ def extract_reviews(archive: Path, dest: Path) -> dict[str, int]:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 try:
-                    tarfile.data_filter(member, str(dest))
+                    filtered = tarfile.data_filter(member, str(dest))
                 except tarfile.FilterError as exc:
                     raise UserError(f"{archive}: refusing unsafe archive member {member.name!r}: {exc}") from None
+                if filtered.name != member.name:  # the filter strips a leading "/": no archive of ours has one
+                    raise UserError(f"{archive}: refusing unsafe archive member {member.name!r}: an absolute path")
                 match = REVIEW_MEMBER.match(member.name)
                 if not match:
                     continue
@@ -102,14 +104,18 @@ def extract_reviews(archive: Path, dest: Path) -> dict[str, int]:
 
 
 def download(cfg: config.Config) -> dict[str, int]:
-    url, expected = resolve_source(cfg)
+    url, expected = cfg.data.url, cfg.data.sha256.lower()
+    ignored = [name for name in RETIRED_ENV if os.environ.get(name)]
+    if ignored:
+        print(f"warning: {' and '.join(ignored)} ignored: name the archive in params.yaml "
+              "(`python -m src.config data.url=... data.sha256=...`)", file=sys.stderr)
     with atomic_path(cfg.paths.raw, directory=True) as tmp:
         archive, downloaded = fetch(url, tmp)
         actual = sha256_of(archive)
         if actual != expected:
             raise UserError(
                 f"checksum mismatch for {url}: expected sha256 {expected}, got {actual} "
-                "(set IMDB_SHA256 if you meant to use this archive)"
+                "(set data.sha256 if you meant to use this archive)"
             )
         counts = extract_reviews(archive, tmp)
         source = {"url": url, "sha256": actual, "bytes": archive.stat().st_size, "reviews": counts}

@@ -4,6 +4,11 @@
     python -m src.registry promote             # the newest pipeline model becomes champion, if it is better
     python -m src.registry promote --version 3
 
+Exit status: 0 when the command did what it says (promote: champion moved), 1 when promote
+leaves the champion where it is (not better, or already champion), 2 on an error (no such
+version, no challenger, a version without a val_accuracy tag, tracking.registered_model null,
+an unusable store), always with one line.
+
 The train stage logs the model as an MLflow model that takes raw review strings
 (`src/review_model.py`). The evaluate stage registers it under `tracking.registered_model`
 with its validation and test accuracy as version tags, and points the alias `challenger` at it.
@@ -79,30 +84,46 @@ def _version(client, name: str, *, alias: str | None = None, number: str | None 
         return None
 
 
+def _val_accuracy(version, name: str) -> float:
+    try:
+        return float(version.tags[VAL_TAG])
+    except (KeyError, ValueError):
+        raise UserError(f"version {version.version} of {name} has no numeric {VAL_TAG} tag (registered outside the "
+                        f"pipeline?): set one (`MlflowClient().set_model_version_tag`) or promote another version") from None
+
+
 def promote(cfg: config.Config, number: str | None = None) -> tuple[bool, str]:
     """Move `champion` to version `number` (default: the challenger) if its validation accuracy
     beats the champion's. Returns (promoted, one line saying what happened)."""
+    name = _registered_name(cfg)
     client = _client(cfg)
-    name = cfg.tracking.registered_model
     candidate = _version(client, name, number=number) if number else _version(client, name, alias=CHALLENGER)
     if candidate is None:
         which = f"version {number}" if number else f"a version with alias {CHALLENGER}"
-        raise UserError(f"registered model {name} has no {which} in {tracking.tracking_uri()}: run `dvc repro` first")
+        raise UserError(f"registered model {name} has no {which} in {tracking.tracking_uri()}: run `dvc repro` first"
+                        + (" or pick one from `python -m src.registry`" if number else ""))
     champion = _version(client, name, alias=CHAMPION)
-    val = float(candidate.tags[VAL_TAG])
     if champion is not None and str(champion.version) == str(candidate.version):
         return False, f"version {candidate.version} already is {CHAMPION}"
-    if champion is not None and val <= float(champion.tags[VAL_TAG]):
-        return False, (f"{CHAMPION} stays version {champion.version} (val accuracy {float(champion.tags[VAL_TAG]):.4f}): "
+    val = _val_accuracy(candidate, name)
+    if champion is not None and val <= (champion_val := _val_accuracy(champion, name)):
+        return False, (f"{CHAMPION} stays version {champion.version} (val accuracy {champion_val:.4f}): "
                        f"version {candidate.version} has {val:.4f}")
     client.set_registered_model_alias(name, CHAMPION, candidate.version)
     before = f"version {champion.version}" if champion else "none"
     return True, f"{CHAMPION} is now version {candidate.version} (val accuracy {val:.4f}; was {before})"
 
 
+def _registered_name(cfg: config.Config) -> str:
+    if not cfg.tracking.registered_model:
+        raise UserError("tracking.registered_model is null, so the pipeline registers no model: "
+                        "set it (conf/tracking/mlflow.yaml, then `python -m src.config`) to use the registry")
+    return cfg.tracking.registered_model
+
+
 def versions_table(cfg: config.Config) -> str:
+    name = _registered_name(cfg)
     client = _client(cfg)
-    name = cfg.tracking.registered_model
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     if not versions:
         return f"no versions of {name} in {tracking.tracking_uri()}"

@@ -17,17 +17,12 @@ import socket
 import subprocess
 from pathlib import Path
 
-from src.artifacts import process_alive
+from src.artifacts import process_alive, project_root
 from src.config import Config
 from src.errors import Terminated, UserError, first_line
 
 HOST_TAG = "process.host"
 PID_TAG = "process.pid"
-
-
-def project_root() -> Path:
-    """The project whose stores runs belong to: the real one even inside a DVC queue copy."""
-    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
 def tracking_uri() -> str:

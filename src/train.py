@@ -129,7 +129,8 @@ def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, 
 def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = (),
           parent_run_id: str | None = None, tags: dict[str, str] | None = None, save: bool = True,
           verbose: int = 2) -> dict:
-    """Train under an MLflow run; return the run id, best validation accuracy and epochs run.
+    """Train under an MLflow run; return the run id, the saved model's validation accuracy
+    (`best_val_accuracy`: the kept epoch's, see kept_epoch) and the epochs run.
 
     train.ensemble models are trained, member k with seed train.seed + k, and saved as one
     model averaging their probabilities. Member 0 logs the plain per-epoch metric names (its
@@ -173,7 +174,8 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
             if cfg.train.ensemble > 1:
                 mlflow.log_metric("member_val_accuracy", float(((p_val >= 0.5) == y_val).mean()), step=k)
         if cfg.train.ensemble == 1:
-            best = max(row["val_accuracy"] for row in histories[0])
+            # The saved model's: the best epoch's under early stopping, the last one's without.
+            best = histories[0][kept_epoch(histories[0], cfg.train.patience) - 1]["val_accuracy"]
         else:
             best = float(((np.mean(val_probabilities, axis=0) >= 0.5) == y_val).mean())
         epochs = [len(rows) for rows in histories]

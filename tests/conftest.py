@@ -15,6 +15,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -106,19 +107,32 @@ def isolated_tracking(request, tmp_path, monkeypatch, empty_mlflow_store):
 
 
 @pytest.fixture
-def tiny_archive(tmp_path, monkeypatch) -> Path:
-    """A valid tiny archive, selected through IMDB_URL / IMDB_SHA256 like a user would."""
+def tiny_archive(tmp_path) -> Path:
+    """A valid tiny archive, at tmp_path/tiny.tar.gz."""
     path = tmp_path / "tiny.tar.gz"
-    monkeypatch.setenv("IMDB_SHA256", write_archive(path, review_files()))
-    monkeypatch.setenv("IMDB_URL", str(path))
+    write_archive(path, review_files())
     return path
 
 
+def archive_overrides(url: str | Path, archive: Path | None = None) -> list[str]:
+    """The overrides naming an archive, as a user gives them: its location and its checksum
+    (of `archive`, for a url that is not the archive's own path)."""
+    return [f"data.url={url}", f"data.sha256={sha256(archive or Path(url))}"]
+
+
+def with_archive(cfg: config.Config, url: str | Path, checksum: str | None = None) -> config.Config:
+    """cfg naming another archive (checksum: the file's own unless given)."""
+    return replace(cfg, data=replace(cfg.data, url=str(url), sha256=checksum or sha256(Path(url))))
+
+
+def output_paths(root: Path) -> list[str]:
+    return [f"paths.{key}={root / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
+
+
 @pytest.fixture
-def tiny_cfg(tmp_path) -> config.Config:
-    """The real config from conf/, shrunk, with every output under tmp_path."""
-    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
-    return config.compose(TINY_OVERRIDES + paths)
+def tiny_cfg(tmp_path, tiny_archive) -> config.Config:
+    """The real config from conf/, shrunk, naming the tiny archive, with every output under tmp_path."""
+    return config.compose(TINY_OVERRIDES + output_paths(tmp_path / "out") + archive_overrides(tiny_archive))
 
 
 @pytest.fixture
@@ -139,8 +153,7 @@ SPACE = ["sweep.space.model.units.low=4", "sweep.space.model.units.high=8",
 @pytest.fixture
 def sweep_overrides(tmp_path, tiny_archive):
     """Overrides for a tiny sweep whose data stages have run, with its stores under tmp_path."""
-    paths = [f"paths.{key}={tmp_path / 'out' / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
-    overrides = TINY_OVERRIDES + paths + SPACE + [
+    overrides = TINY_OVERRIDES + output_paths(tmp_path / "out") + archive_overrides(tiny_archive) + SPACE + [
         # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
         "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
         "sweep.preset=tiny-best"]
@@ -228,20 +241,21 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def tiny_preset() -> str:
-    """TINY_OVERRIDES as an experiment preset, selected like any other preset."""
+def tiny_preset(archive_url: str, archive: Path) -> str:
+    """TINY_OVERRIDES and the archive as an experiment preset, selected like any other preset."""
     tree: dict = {}
-    for override in TINY_OVERRIDES:
-        key, value = override.split("=")
+    for override in TINY_OVERRIDES + archive_overrides(archive_url, archive):
+        key, value = override.split("=", 1)
         section, name = key.split(".")
-        tree.setdefault(section, {})[name] = yaml.safe_load(value)
+        tree.setdefault(section, {})[name] = value if section == "data" and name in ("url", "sha256") else yaml.safe_load(value)
     return "# @package _global_\n" + yaml.safe_dump(tree)
 
 
 @pytest.fixture
 def repo(tmp_path, tiny_archive, monkeypatch):
     repo = copy_project(tmp_path / "repo")
-    (repo / "experiments" / "tiny.yaml").write_text(tiny_preset())
+    # The archive by a path relative to the project, as the README names the shared copy.
+    (repo / "experiments" / "tiny.yaml").write_text(tiny_preset(f"../{tiny_archive.name}", tiny_archive))
     assert run_module("src.config", "experiment=tiny", cwd=repo).returncode == 0
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tiny preset")

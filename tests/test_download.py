@@ -12,7 +12,7 @@ import pytest
 
 from src import download
 from src.errors import command
-from tests.conftest import review_files, sha256, write_archive
+from tests.conftest import review_files, with_archive, write_archive
 
 
 @command
@@ -40,12 +40,7 @@ def assert_refused(cfg, capsys, message: str):
     assert not [p for p in raw.parent.iterdir() if p.name.startswith(f".{raw.name}")], "temporary output left behind"
 
 
-def use_archive(monkeypatch, path: Path, checksum: str | None = None):
-    monkeypatch.setenv("IMDB_URL", str(path))
-    monkeypatch.setenv("IMDB_SHA256", checksum or sha256(path))
-
-
-def test_extracts_labeled_reviews_and_ignores_the_rest(tmp_path, tiny_cfg, monkeypatch):
+def test_extracts_labeled_reviews_and_ignores_the_rest(tmp_path, tiny_cfg):
     files = review_files() | {
         "aclImdb/train/unsup/0_0.txt": b"unlabeled",
         "aclImdb/train/labeledBow.feat": b"0 0:1",
@@ -53,91 +48,101 @@ def test_extracts_labeled_reviews_and_ignores_the_rest(tmp_path, tiny_cfg, monke
         "aclImdb/imdb.vocab": b"the\n",
     }
     archive = tmp_path / "full.tar.gz"
-    use_archive(monkeypatch, archive, write_archive(archive, files))
-    counts = download.download(tiny_cfg)
+    write_archive(archive, files)
+    counts = download.download(with_archive(tiny_cfg, archive))
     assert counts == {"train/pos": 16, "train/neg": 16, "test/pos": 16, "test/neg": 16}
     raw = Path(tiny_cfg.paths.raw)
     assert (raw / "aclImdb/train/pos/0_7.txt").read_bytes().startswith(b"a wonderful film")
     assert not (raw / "aclImdb/train/unsup").exists()
     assert not (raw / "aclImdb/train/labeledBow.feat").exists()
     source = json.loads((raw / download.SOURCE_FILE).read_text())
-    assert source["sha256"] == sha256(archive)
+    assert source["sha256"] == with_archive(tiny_cfg, archive).data.sha256
 
 
-def test_file_url_is_accepted(tmp_path, tiny_cfg, tiny_archive, monkeypatch):
-    monkeypatch.setenv("IMDB_URL", tiny_archive.as_uri())
-    assert sum(download.download(tiny_cfg).values()) == 64
+def test_file_url_is_accepted(tiny_cfg, tiny_archive):
+    cfg = with_archive(tiny_cfg, tiny_archive.as_uri(), tiny_cfg.data.sha256)
+    assert sum(download.download(cfg).values()) == 64
 
 
-def test_http_url_is_downloaded(tmp_path, tiny_cfg, tiny_archive, monkeypatch):
+def test_relative_path_is_relative_to_the_project_root(tiny_cfg, tiny_archive, monkeypatch):
+    # DVC sets DVC_ROOT to the project (also for a queued experiment running in a copy).
+    project = tiny_archive.parent / "project"
+    project.mkdir()
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    cfg = with_archive(tiny_cfg, f"../{tiny_archive.name}", tiny_cfg.data.sha256)
+    assert sum(download.download(cfg).values()) == 64
+
+
+def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monkeypatch, capsys):
+    other = tmp_path / "other.tar.gz"
+    write_archive(other, review_files(per_folder=3))
+    monkeypatch.setenv("IMDB_URL", str(other))  # what an earlier version read: DVC cannot see it
+    monkeypatch.setenv("IMDB_SHA256", with_archive(tiny_cfg, other).data.sha256)
+    assert sum(download.download(tiny_cfg).values()) == 64  # params.yaml's archive, not the variable's
+    assert "IMDB_URL and IMDB_SHA256 ignored" in capsys.readouterr().err
+
+
+def test_http_url_is_downloaded(tiny_cfg, tiny_archive):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny_archive.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("IMDB_URL", f"http://127.0.0.1:{server.server_port}/{tiny_archive.name}")
-        assert sum(download.download(tiny_cfg).values()) == 64
+        url = f"http://127.0.0.1:{server.server_port}/{tiny_archive.name}"
+        assert sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 64
     finally:
         server.shutdown()
     assert not list(Path(tiny_cfg.paths.raw).glob("*.tar.gz")), "the downloaded archive is not kept"
 
 
-def test_wrong_checksum(tiny_cfg, tiny_archive, monkeypatch, capsys):
-    monkeypatch.setenv("IMDB_SHA256", "0" * 64)
-    assert_refused(tiny_cfg, capsys, "checksum mismatch")
+def test_wrong_checksum(tiny_cfg, tiny_archive, capsys):
+    assert_refused(with_archive(tiny_cfg, tiny_archive, "0" * 64), capsys, "checksum mismatch")
 
 
-def test_truncated_archive(tmp_path, tiny_cfg, tiny_archive, monkeypatch, capsys):
+def test_truncated_archive(tmp_path, tiny_cfg, tiny_archive, capsys):
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(tiny_archive.read_bytes()[:-200])
-    use_archive(monkeypatch, truncated)
-    assert_refused(tiny_cfg, capsys, "not a readable .tar.gz archive")
+    assert_refused(with_archive(tiny_cfg, truncated), capsys, "not a readable .tar.gz archive")
 
 
-def test_not_a_gzip_file(tmp_path, tiny_cfg, monkeypatch, capsys):
+def test_not_a_gzip_file(tmp_path, tiny_cfg, capsys):
     plain = tmp_path / "plain.tar.gz"
-    use_archive(monkeypatch, plain, write_archive(plain, review_files(), mode="w"))
-    assert_refused(tiny_cfg, capsys, "not a readable .tar.gz archive")
+    write_archive(plain, review_files(), mode="w")
+    assert_refused(with_archive(tiny_cfg, plain), capsys, "not a readable .tar.gz archive")
 
 
-def test_member_escaping_with_dotdot(tmp_path, tiny_cfg, monkeypatch, capsys):
+def test_member_escaping_with_dotdot(tmp_path, tiny_cfg, capsys):
     hostile = tmp_path / "hostile.tar.gz"
-    use_archive(monkeypatch, hostile, write_archive(hostile, review_files() | {"aclImdb/../../evil.txt": b"x"}))
-    assert_refused(tiny_cfg, capsys, "refusing unsafe archive member 'aclImdb/../../evil.txt'")
+    write_archive(hostile, review_files() | {"aclImdb/../../evil.txt": b"x"})
+    assert_refused(with_archive(tiny_cfg, hostile), capsys, "refusing unsafe archive member 'aclImdb/../../evil.txt'")
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
 
 
-def test_symlink_pointing_outside(tmp_path, tiny_cfg, monkeypatch, capsys):
+def test_symlink_pointing_outside(tmp_path, tiny_cfg, capsys):
     hostile = tmp_path / "link.tar.gz"
-    use_archive(monkeypatch, hostile, write_archive(hostile, review_files(),
-                                                    links={"aclImdb/train/pos/99_9.txt": "/etc/passwd"}))
-    assert_refused(tiny_cfg, capsys, "refusing unsafe archive member 'aclImdb/train/pos/99_9.txt'")
+    write_archive(hostile, review_files(), links={"aclImdb/train/pos/99_9.txt": "/etc/passwd"})
+    assert_refused(with_archive(tiny_cfg, hostile), capsys, "refusing unsafe archive member 'aclImdb/train/pos/99_9.txt'")
 
 
-def test_absolute_member_stays_inside(tmp_path, tiny_cfg, monkeypatch):
-    # The data filter strips the leading "/" (the member is then an ordinary relative path);
-    # it is not a review, so it is not extracted at all.
-    target = tmp_path / "evil.txt"
+def test_absolute_member_is_refused(tmp_path, tiny_cfg, capsys):
+    # The data filter strips the leading "/" (extracted, it would land inside the output folder,
+    # beside the real reviews); an archive naming a member by absolute path is refused whole.
     archive = tmp_path / "absolute.tar.gz"
-    use_archive(monkeypatch, archive, write_archive(archive, review_files() | {str(target): b"x"}))
-    assert sum(download.download(tiny_cfg).values()) == 64
-    assert not target.exists()
+    write_archive(archive, review_files() | {"/aclImdb/train/pos/99_9.txt": b"x"})
+    assert_refused(with_archive(tiny_cfg, archive), capsys,
+                   "refusing unsafe archive member '/aclImdb/train/pos/99_9.txt': an absolute path")
 
 
 @pytest.mark.parametrize("missing", ["aclImdb/train/neg/", "aclImdb/test/pos/"])
-def test_missing_label_folder(tmp_path, tiny_cfg, monkeypatch, capsys, missing):
+def test_missing_label_folder(tmp_path, tiny_cfg, capsys, missing):
     partial = tmp_path / "partial.tar.gz"
-    files = {name: data for name, data in review_files().items() if not name.startswith(missing)}
-    use_archive(monkeypatch, partial, write_archive(partial, files))
-    assert_refused(tiny_cfg, capsys, f"lacks reviews in {missing.rstrip('/')}")
+    write_archive(partial, {name: data for name, data in review_files().items() if not name.startswith(missing)})
+    assert_refused(with_archive(tiny_cfg, partial), capsys, f"lacks reviews in {missing.rstrip('/')}")
 
 
-def test_missing_local_archive(tmp_path, tiny_cfg, monkeypatch, capsys):
-    monkeypatch.setenv("IMDB_URL", str(tmp_path / "nowhere.tar.gz"))
-    monkeypatch.setenv("IMDB_SHA256", "0" * 64)
-    assert_refused(tiny_cfg, capsys, "archive not found")
+def test_missing_local_archive(tmp_path, tiny_cfg, capsys):
+    assert_refused(with_archive(tiny_cfg, tmp_path / "nowhere.tar.gz", "0" * 64), capsys, "archive not found")
 
 
-def test_unreachable_url(tiny_cfg, monkeypatch, capsys):
-    monkeypatch.setenv("IMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")  # discard port: refused
-    monkeypatch.setenv("IMDB_SHA256", "0" * 64)
-    assert_refused(tiny_cfg, capsys, "cannot download")
+def test_unreachable_url(tiny_cfg, capsys):
+    url = "http://127.0.0.1:9/aclImdb_v1.tar.gz"  # discard port: refused
+    assert_refused(with_archive(tiny_cfg, url, "0" * 64), capsys, "cannot download")

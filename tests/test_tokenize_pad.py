@@ -14,7 +14,7 @@ from src.errors import UserError
 from src.splits import load_ragged
 from src.text import OOV_ID, Vocabulary, standardize
 from src.text import pad as pad_sequences
-from tests.conftest import review_files, write_archive
+from tests.conftest import review_files, with_archive, write_archive
 
 
 def test_standardize_lowercases_and_drops_markup_and_punctuation():
@@ -30,16 +30,15 @@ def test_vocabulary_ranks_by_frequency_then_alphabet_and_reserves_padding_and_un
     assert vocab.size == 4
 
 
-def build_tokens(tmp_path, cfg, monkeypatch, extra: dict[str, bytes] = None):
+def build_tokens(tmp_path, cfg, extra: dict[str, bytes] = None):
     archive = tmp_path / "a.tar.gz"
-    monkeypatch.setenv("IMDB_SHA256", write_archive(archive, review_files() | (extra or {})))
-    monkeypatch.setenv("IMDB_URL", str(archive))
-    download.download(cfg)
+    write_archive(archive, review_files() | (extra or {}))
+    download.download(with_archive(cfg, archive))
     return tokenize.tokenize(cfg)
 
 
-def test_split_is_stratified_seeded_and_disjoint(tmp_path, tiny_cfg, monkeypatch):
-    stats = build_tokens(tmp_path, tiny_cfg, monkeypatch)
+def test_split_is_stratified_seeded_and_disjoint(tmp_path, tiny_cfg):
+    stats = build_tokens(tmp_path, tiny_cfg)
     assert (stats["train"]["reviews"], stats["val"]["reviews"], stats["test"]["reviews"]) == (24, 8, 32)
     tokens = Path(tiny_cfg.paths.tokens)
     _, val_labels = load_ragged(tokens / "val.npz")
@@ -66,7 +65,7 @@ def test_contiguous_split_holds_out_consecutive_ids_per_label():
         tokenize.contiguous_split(labels, ids, 0.01, seed=0)
 
 
-def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeypatch):
+def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     # Every training review gets a word of its own, and the vocabulary is large enough for
     # all words: those of the reviews carved out for validation must still be absent.
     cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=1000))
@@ -74,9 +73,8 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeyp
              for i, (name, data) in enumerate(review_files().items())}
     files |= {f"aclImdb/test/pos/{100 + i}_8.txt": b"zyzzyva " * 50 for i in range(3)}
     archive = tmp_path / "a.tar.gz"
-    monkeypatch.setenv("IMDB_SHA256", write_archive(archive, files))
-    monkeypatch.setenv("IMDB_URL", str(archive))
-    download.download(cfg)
+    write_archive(archive, files)
+    download.download(with_archive(cfg, archive))
     tokenize.tokenize(cfg)
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
@@ -87,10 +85,10 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg, monkeyp
     assert {marker(i) for i in val_idx}.isdisjoint(words)
 
 
-def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg, monkeypatch):
+def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg):
     extra = {"aclImdb/test/neg/200_1.txt": b"",
              "aclImdb/test/pos/201_9.txt": b"caf\xe9 great \xff\xfe film"}
-    stats = build_tokens(tmp_path, tiny_cfg, monkeypatch, extra)
+    stats = build_tokens(tmp_path, tiny_cfg, extra)
     assert stats["test"]["empty"] == 1
     sequences, labels = load_ragged(Path(tiny_cfg.paths.tokens) / "test.npz")
     assert len(sequences) == 34 and min(len(s) for s in sequences) == 0
@@ -98,8 +96,8 @@ def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg, monkeypatch):
     assert any(list(s) == vocab.encode("caf\ufffd great \ufffd\ufffd film") for s in sequences)
 
 
-def test_token_files_load_without_pickle(tmp_path, tiny_cfg, monkeypatch):
-    build_tokens(tmp_path, tiny_cfg, monkeypatch)
+def test_token_files_load_without_pickle(tmp_path, tiny_cfg):
+    build_tokens(tmp_path, tiny_cfg)
     with np.load(Path(tiny_cfg.paths.tokens) / "train.npz", allow_pickle=False) as data:
         assert {data[k].dtype.kind for k in data.files} == {"i"}
 
@@ -115,8 +113,8 @@ def test_pad_sides(padding, truncating, expected):
     assert out.dtype == np.int32 and out.tolist() == expected
 
 
-def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg, monkeypatch):
-    build_tokens(tmp_path, tiny_cfg, monkeypatch)
+def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg):
+    build_tokens(tmp_path, tiny_cfg)
     pad.pad_splits(tiny_cfg)
     padded = Path(tiny_cfg.paths.padded)
     assert json.loads((padded / pad.META_FILE).read_text())["maxlen"] == 12
@@ -130,10 +128,10 @@ def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg, monkeypa
         assert list(short[short != 0]) == list(long[long != 0][-12:])
 
 
-def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, tiny_cfg, monkeypatch):
+def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, tiny_cfg):
     from src.predict import write_companions
 
-    build_tokens(tmp_path, tiny_cfg, monkeypatch)  # num_words=40
+    build_tokens(tmp_path, tiny_cfg)  # num_words=40
     pad.pad_splits(tiny_cfg)
     small = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=12),
                     paths=replace(tiny_cfg.paths, tokens=str(tmp_path / "tokens12"), padded=str(tmp_path / "padded12")))

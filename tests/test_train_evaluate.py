@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,13 +15,14 @@ import pytest
 
 from src import evaluate, tracking, train
 from src.errors import UserError
+from tests.conftest import with_archive, write_archive
 
 
 def client(uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking, tiny_archive):
+def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking):
     prepared_cfg = replace(prepared_cfg, model=replace(prepared_cfg.model, bidirectional=True))  # as the default
     result = train.train(prepared_cfg)
     run = client(isolated_tracking).get_run(result["run_id"])
@@ -32,7 +34,7 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     for name in ("loss", "accuracy", "val_loss", "epoch_seconds"):
         assert len(client(isolated_tracking).get_metric_history(result["run_id"], name)) == 2, name
     assert run.data.metrics["epoch_seconds"] > 0
-    assert run.data.tags["dataset.sha256"] == os.environ["IMDB_SHA256"]
+    assert run.data.tags["dataset.sha256"] == prepared_cfg.data.sha256
     assert run.data.tags[tracking.PID_TAG] == str(os.getpid())
     logged = json.loads((Path(prepared_cfg.paths.model) / train.RUN_FILE).read_text())
     assert logged["run_id"] == result["run_id"] and logged["best_val_accuracy"] == result["best_val_accuracy"]
@@ -150,3 +152,40 @@ def test_a_model_file_carrying_code_is_refused(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(ValueError, match="(?i)unsafe|lambda"):
         load_model(path)
+
+
+def noise_archive(path: Path) -> Path:
+    """Reviews of random words with arbitrary labels: validation accuracy wanders from epoch
+    to epoch instead of climbing to 1, so the last epoch need not be the best."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(30)]
+    write_archive(path, {f"aclImdb/{split}/{label}/{i}_5.txt": " ".join(rng.choice(words) for _ in range(10)).encode()
+                         for split in ("train", "test") for label in ("pos", "neg") for i in range(16)})
+    return path
+
+
+@pytest.mark.parametrize("patience", [0, 5])
+def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path, isolated_tracking, patience):
+    from src import batches, download, pad, registry, tokenize
+    from src.model import load_model
+    from src.pad import load_split
+
+    cfg = with_archive(tiny_cfg, noise_archive(tmp_path / "noise.tar.gz"))
+    download.download(cfg)
+    tokenize.tokenize(cfg)
+    pad.pad_splits(cfg)
+    cfg = replace(cfg, train=replace(cfg.train, epochs=3, patience=patience, learning_rate=1.0))
+    result = train.train(cfg)
+    curve = [m.value for m in client(isolated_tracking).get_metric_history(result["run_id"], "val_accuracy")]
+    assert len(curve) == 3 and max(curve) > curve[-1], "the premise: the last epoch is not the best"
+    # Without early stopping the saved model is the last epoch's; with it, the best epoch's.
+    expected = curve[-1] if patience == 0 else max(curve)
+    x_val, y_val = load_split(cfg, "val")
+    saved = load_model(Path(cfg.paths.model) / train.MODEL_FILE)
+    assert np.mean((batches.predict(saved, x_val, cfg.train) >= 0.5) == y_val) == pytest.approx(expected)
+    assert result["best_val_accuracy"] == pytest.approx(expected)
+    assert json.loads((Path(cfg.paths.model) / train.RUN_FILE).read_text())["best_val_accuracy"] == pytest.approx(expected)
+    assert client(isolated_tracking).get_run(result["run_id"]).data.metrics["best_val_accuracy"] == pytest.approx(expected)
+    evaluate.evaluate(cfg)  # registers the model with the accuracy promote compares
+    version = client(isolated_tracking).get_model_version_by_alias(cfg.tracking.registered_model, registry.CHALLENGER)
+    assert float(version.tags[registry.VAL_TAG]) == pytest.approx(expected)
