@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pipeline import SHARED_ARCHIVE, SHARED_SHA256, write_results  # noqa: E402
+from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, write_results  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work"
 # The pipeline side: the lecture's model and hyperparameters (the lecture12 preset) with the
@@ -49,11 +49,10 @@ def prepare_tokens(archive: str, sha256: str) -> Path:
     tokens = data / "data" / "tokens"
     if not (tokens / "test.npz").is_file():
         data.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "IMDB_URL": str(Path(archive).resolve()), "IMDB_SHA256": sha256,
-               "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for stage in ("config", "download", "tokenize"):
-            subprocess.run([sys.executable, "-m", f"src.{stage}"] + ([] if stage == "config" else ["--params", "params.yaml"]),
-                           cwd=data, env=env, check=True)
+            arguments = archive_overrides(archive, sha256) if stage == "config" else ["--params", "params.yaml"]
+            subprocess.run([sys.executable, "-m", f"src.{stage}", *arguments], cwd=data, env=env, check=True)
     return tokens
 
 
@@ -187,8 +186,8 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true", help="pipeline side only (no ratios)")
     parser.add_argument("--levers", action="store_true", help="also the pipeline with each speed lever changed")
     parser.add_argument("--name", help="results name (default: from the options)")
-    parser.add_argument("--archive", default=os.environ.get("IMDB_URL", str(SHARED_ARCHIVE)))
-    parser.add_argument("--sha256", default=os.environ.get("IMDB_SHA256", SHARED_SHA256))
+    parser.add_argument("--archive", default=str(SHARED_ARCHIVE))
+    parser.add_argument("--sha256", default=SHARED_SHA256)
     parser.add_argument("--side", choices=["reference", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

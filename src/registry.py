@@ -99,9 +99,11 @@ def promote(cfg: config.Config, number: str | None = None) -> tuple[bool, str]:
     client = _client(cfg)
     candidate = _version(client, name, number=number) if number else _version(client, name, alias=CHALLENGER)
     if candidate is None:
-        which = f"version {number}" if number else f"a version with alias {CHALLENGER}"
-        raise UserError(f"registered model {name} has no {which} in {tracking.tracking_uri()}: run `dvc repro` first"
-                        + (" or pick one from `python -m src.registry`" if number else ""))
+        if number:
+            raise UserError(f"registered model {name} has no version {number} in {tracking.tracking_uri()}: "
+                            "`python -m src.registry` lists its versions")
+        raise UserError(f"registered model {name} has no version with alias {CHALLENGER} in "
+                        f"{tracking.tracking_uri()}: run `dvc repro` first")
     champion = _version(client, name, alias=CHAMPION)
     if champion is not None and str(champion.version) == str(candidate.version):
         return False, f"version {candidate.version} already is {CHAMPION}"

@@ -45,8 +45,13 @@ def test_presets_hold_only_what_differs_from_the_defaults(preset):
 
 
 def test_overrides_reach_the_config():
-    cfg = config.compose(["model.units=64", "data.maxlen=300", "model.bidirectional=true"])
-    assert (cfg.model.units, cfg.data.maxlen, cfg.model.bidirectional) == (64, 300, True)
+    defaults = config.compose()
+    cfg = config.compose(["model.units=48", "data.maxlen=300", "model.bidirectional=false"])
+    assert (defaults.model.units, defaults.data.maxlen, defaults.model.bidirectional) != (48, 300, False)
+    for value in ((cfg.model.units, 48), (cfg.data.maxlen, 300), (cfg.model.bidirectional, False)):
+        assert value[0] == value[1]
+    assert (defaults.model.units, defaults.data.maxlen, defaults.model.bidirectional) == (64, 500, True), \
+        "each override above must change a default"
 
 
 @pytest.mark.parametrize("override, message", [
@@ -73,6 +78,74 @@ def test_invalid_config_is_one_clear_error(override, message):
         config.compose([override])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def with_settings(settings: str) -> dict:
+    """The default composition as a plain dict, with `key=value` settings ('; '-separated,
+    values in YAML) replacing whole values, as a params.yaml or a preset can."""
+    raw = config.compose().to_dict()
+    for setting in settings.split("; "):
+        key, value = setting.split("=", 1)
+        *parents, name = key.split(".")
+        node = raw
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = yaml.safe_load(value)
+    return raw
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("model.embedding_dim=0", "model.embedding_dim must be > 0"),
+    ("model.pooling=sum", "model.pooling must be 'last', 'mean' or 'max'"),
+    ("data.truncating=middle", "data.truncating must be 'pre' or 'post'"),
+    ("data.val_split=alphabetical", "data.val_split must be"),
+    ("train.word_dropout=1.0", "train.word_dropout must be in [0, 1)"),
+    ("train.patience=-1", "train.patience must be >= 0"),
+    ("train.ensemble=0", "train.ensemble must be >= 1"),
+    ("train.eval_batch_size=0", "train.eval_batch_size must be > 0"),
+    ("train.length_step=0", "train.length_step must be > 0"),
+    ("tracking.experiment=''", "tracking.experiment must be a non-empty name"),
+    # Rules across fields: each names the setting it needs, whatever the defaults are.
+    ("model.pooling=max; model.mask_padding=false; train.bucket_by_length=false",
+     "model.pooling=max needs model.mask_padding=true"),
+    ("model.mask_padding=true; data.padding=pre", "model.mask_padding needs data.padding=post"),
+    ("train.bucket_by_length=true; model.mask_padding=false; model.pooling=last",
+     "train.bucket_by_length needs model.mask_padding=true"),
+    # The sweep's settings.
+    ("sweep.n_trials=0", "sweep.n_trials must be > 0"),
+    ("sweep.workers=0", "sweep.workers must be > 0"),
+    ("sweep.pruner=sometimes", "sweep.pruner must be one of median, hyperband, halving, none"),
+    ("sweep.train_fraction=0", "sweep.train_fraction must be in (0, 1]"),
+    ("sweep.train_fraction=1.5", "sweep.train_fraction must be in (0, 1]"),
+    ("sweep.epochs=0", "sweep.epochs must be > 0"),
+    ("sweep.stale_trial_seconds=2", "sweep.stale_trial_seconds must be >= 3"),
+    ("sweep.study_name=''", "sweep.study_name must be a non-empty name"),
+    ("sweep.space={}", "sweep.space must name at least one dimension"),
+    # The search space, branch by branch.
+    ("sweep.space.model.units={low: 8, high: 16, choices: [8, 16]}", "sweep.space.model.units: choices must be a non-empty list, without low/high"),
+    ("sweep.space.model.pooling={choices: []}", "sweep.space.model.pooling: choices must be a non-empty list"),
+    ("sweep.space.model.units={low: 8}", "sweep.space.model.units: give low and high (or choices)"),
+    ("sweep.space.model.units={high: 8}", "sweep.space.model.units: give low and high (or choices)"),
+    ("sweep.space.model.pooling={low: 1, high: 2}", "sweep.space.model.pooling: model.pooling is not a number; give choices"),
+    ("sweep.space.model.units={low: 16, high: 16}", "sweep.space.model.units: empty or inverted range"),
+    ("sweep.space.model.units={low: 8.5, high: 16}", "model.units is an integer; low, high and step must be integers"),
+    ("sweep.space.model.units={low: 8, high: 16, step: 2, log: true}", "sweep.space.model.units: a log range needs low > 0 and no step"),
+    ("sweep.space.model.dropout={low: 0.0, high: 0.5, log: true}", "sweep.space.model.dropout: a log range needs low > 0"),
+    ("sweep.space.model.dropout={low: 0.1, high: 0.5, step: -0.1}", "sweep.space.model.dropout: step must be > 0"),
+    ("sweep.space.model.units={low: 8, high: 16, by: 2}", "sweep.space.model.units: a dimension takes low, high, step, log or choices"),
+    ("sweep.space.model.layers={low: 1, high: 3}", "sweep.space.model.layers: unknown parameter model.layers"),
+    ("sweep.space.paths={raw: {choices: [a]}}", "sweep.space.paths.raw: unknown parameter paths.raw"),
+])
+def test_every_config_rule_is_one_clear_error(settings, message):
+    with pytest.raises(UserError) as err:
+        config.validate(with_settings(settings))
+    assert str(err.value).startswith("invalid config: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_settings_that_break_no_rule_pass():
+    # The helper itself breaks nothing: each case above fails for its own setting.
+    assert config.validate(with_settings("model.units=48; sweep.space.model.units={low: 8, high: 16}")).model.units == 48
 
 
 def test_train_command_stops_on_bad_config_with_one_line_before_any_work(tmp_path):

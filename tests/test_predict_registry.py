@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -15,9 +16,12 @@ import pytest
 
 from src import config, evaluate, predict, registry, train
 from src.pad import load_split
-from tests.conftest import NEGATIVE, POSITIVE, PROJECT, free_port, run_main, run_module, wait_until_serving
+from tests.conftest import PROJECT, free_port, review_files, run_main, run_module, wait_until_serving
 
-REVIEWS = ["a wonderful film, great acting", "an awful film, terrible and boring", "", "great" * 3000]
+# A long review (far past the tiny maxlen of 12 tokens) whose verdict is in its last words:
+# 'pre' truncation keeps the ending.
+LONG_REVIEW = " ".join(["awful"] * 3000 + ["wonderful", "great", "brilliant"] * 4)
+REVIEWS = ["a wonderful film, great acting", "an awful film, terrible and boring", "", LONG_REVIEW]
 
 
 @pytest.fixture
@@ -35,18 +39,25 @@ def parse(stdout: str) -> list[tuple[str, float]]:
 
 def test_raw_text_gets_the_scores_evaluate_gives_the_token_ids(trained_cfg):
     classifier = predict.pipeline_classifier(trained_cfg)
-    # The tiny archive's test reviews, in the tokenize stage's order (pos folder, then neg)...
-    texts = [f"{POSITIVE[i % 3]} review {i}" for i in range(16)] + [f"{NEGATIVE[i % 3]} review {i}" for i in range(16)]
+    # The tiny archive's test reviews in the tokenize stage's order: neg then pos, file names sorted.
+    files = review_files()
+    texts = [files[name].decode() for label in ("neg", "pos")
+             for name in sorted(n for n in files if n.startswith(f"aclImdb/test/{label}/"))]
     from src.batches import predict as predict_ids
     from src.model import load_model
     x_test, y_test = load_split(trained_cfg, "test")
-    assert sorted(y_test.tolist()) == [0] * 16 + [1] * 16
+    assert y_test.tolist() == [0] * 16 + [1] * 16
     expected = predict_ids(load_model(Path(trained_cfg.paths.model) / train.MODEL_FILE), x_test, trained_cfg.train)
-    # ...scored from raw text match what evaluate scored from the pad stage's arrays, as a set.
-    np.testing.assert_allclose(np.sort(classifier.predict_proba(texts)), np.sort(expected), atol=1e-6)
+    # ...scored from raw text match, review by review, what evaluate scored from the pad stage's arrays.
+    np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-6)
+    assert np.abs(np.diff(expected)).max() > 1e-3, "reviews with distinct scores, so an order bug shows"
     scores = classifier.predict_proba(REVIEWS)
     assert scores[0] > 0.5 > scores[1]
     assert np.all((scores >= 0) & (scores <= 1)) and len(scores) == 4  # empty and very long reviews too
+    # The long review is cut to its last 12 tokens, as training cut it.
+    ending = " ".join(LONG_REVIEW.split()[-trained_cfg.data.maxlen:])
+    assert scores[3] == pytest.approx(classifier.predict_proba([ending])[0], abs=1e-6)
+    assert scores[3] > 0.5, "the ending decides, not the 3000 awfuls before it"
 
 
 def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
@@ -137,3 +148,46 @@ def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
     served = [row["positive_probability"] for row in answer["predictions"]]
     expected = predict.pipeline_classifier(trained_cfg).predict_proba(REVIEWS)
     assert served == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def one_line(result, status: int, message: str) -> None:
+    assert result.returncode == status, result
+    lines = (result.stderr if status == 2 else result.stdout).strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    if status == 2:
+        assert lines[0].startswith("error: ")
+
+
+def test_registry_answers_every_dead_end_with_one_line_and_its_exit_status(trained_cfg, tmp_path):
+    params = str(tmp_path / "params.yaml")
+    name = trained_cfg.tracking.registered_model
+    one_line(run_main("src.registry", "promote", "--params", params, "--version", "99"), 2,
+             f"registered model {name} has no version 99")
+    one_line(run_main("src.registry", "promote", "--params", params, "--version", "abc"), 2,
+             f"registered model {name} has no version abc")
+    one_line(run_main("src.registry", "promote", "--params", params), 0, "champion is now version 1")
+    one_line(run_main("src.registry", "promote", "--params", params), 1, "version 1 already is champion")
+
+    # A version registered outside the pipeline, without the tag promote compares.
+    logged = json.loads((Path(trained_cfg.paths.model) / train.RUN_FILE).read_text())
+    untagged = mlflow.register_model(logged["model_uri"], name)
+    one_line(run_main("src.registry", "promote", "--params", params, "--version", str(untagged.version)), 2,
+             f"version {untagged.version} of {name} has no numeric val_accuracy tag")
+    assert str(mlflow.MlflowClient().get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
+    shown = run_main("src.registry", "--params", params)
+    assert shown.returncode == 0 and " nan " in shown.stdout.splitlines()[-1]
+
+    unregistered = tmp_path / "unregistered.yaml"
+    unregistered.write_text(config.to_yaml(replace(trained_cfg, tracking=replace(trained_cfg.tracking,
+                                                                                 registered_model=None))))
+    for action in ("show", "promote"):
+        one_line(run_main("src.registry", action, "--params", str(unregistered)), 2,
+                 "tracking.registered_model is null, so the pipeline registers no model")
+
+
+def test_registry_without_a_challenger_is_one_line(tiny_cfg, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(config.to_yaml(tiny_cfg))
+    one_line(run_main("src.registry", "promote", "--params", str(params)), 2,
+             "registered model imdb-lstm has no version with alias challenger")
+    one_line(run_main("src.registry", "--params", str(params)), 0, "no versions of imdb-lstm")
