@@ -58,7 +58,7 @@ def prepare_tokens(archive: str, sha256: str) -> Path:
 
 def subset_tokens(tokens: Path, fraction: float, out: Path) -> Path:
     """The first `fraction` of each split after a seeded shuffle (per class, so balance holds)."""
-    from src.splits import load_ragged, save_ragged
+    from src.splits import load_ragged, load_review_ids, save_ragged
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_bytes((tokens / "vocab.txt").read_bytes())
@@ -68,7 +68,8 @@ def subset_tokens(tokens: Path, fraction: float, out: Path) -> Path:
         keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:round(fraction * np.sum(labels == c))]
                                for c in (0, 1)])
         keep.sort()
-        save_ragged(out / f"{split}.npz", [sequences[i] for i in keep], labels[keep])
+        save_ragged(out / f"{split}.npz", [sequences[i] for i in keep], labels[keep],
+                    load_review_ids(tokens / f"{split}.npz")[keep])
     return out
 
 

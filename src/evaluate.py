@@ -1,7 +1,8 @@
 """DVC stage `evaluate`: score the trained model on the test split.
 
-Writes DVC metrics (accuracy, loss, ROC AUC, F1, confusion matrix) and plots (ROC curve,
-confusion matrix), and adds the test metrics to the MLflow run that trained the model.
+Writes DVC metrics (accuracy, loss, ROC AUC, F1, confusion matrix), plots (ROC curve,
+confusion matrix) and every test review's prediction (src.predictions), and adds the test
+metrics and predictions to the MLflow run that trained the model.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from src import batches, config, registry, tracking
+from src import batches, config, predictions, registry, tracking
 from src.artifacts import publish, staging_dir
 from src.errors import UserError, command
-from src.pad import load_split
+from src.pad import load_split, review_ids
 from src.splits import read_json
 from src.train import MODEL_FILE, RUN_FILE
 
@@ -69,6 +70,7 @@ def evaluate(cfg: config.Config) -> dict:
     x_test, y_test = load_split(cfg, "test")
     p_positive = batches.predict(model, x_test, cfg.train)
     metrics, roc = score(y_test.astype(int), p_positive)
+    test = predictions.Predictions(p_positive, y_test, review_ids(cfg, "test"))
 
     reports = Path(cfg.paths.reports)
     with tracking.run(cfg, run_id=trained["run_id"]), staging_dir(reports) as staging:
@@ -77,12 +79,16 @@ def evaluate(cfg: config.Config) -> dict:
         (staging / CONFUSION_FILE).write_text(
             _csv(["actual", "predicted"], zip(LABEL_NAMES[y_test], LABEL_NAMES[y_pred])))
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        predictions.save(staging / predictions.file_name("test"), test)
+        predictions.log_to_active_run("test", test)
         cm = metrics["confusion_matrix"]
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
                            | {f"test_{k}": v for k, v in cm.items()})
         mlflow.log_dict(metrics, METRICS_FILE)
         # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
-        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE, METRICS_FILE)})
+        test_file = Path(predictions.DIRECTORY) / predictions.file_name("test")
+        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE)}
+                | {staging / test_file.name: reports / test_file, staging / METRICS_FILE: reports / METRICS_FILE})
         # Registered last: a failure before this point leaves no registry version behind.
         if cfg.tracking.registered_model:
             version = registry.register(cfg, trained["model_uri"], trained["best_val_accuracy"], metrics["accuracy"])

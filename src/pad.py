@@ -11,7 +11,7 @@ import numpy as np
 from src import config
 from src.artifacts import atomic_path
 from src.errors import command
-from src.splits import SPLITS, load_padded, load_ragged, read_json, save_padded
+from src.splits import SPLITS, load_padded, load_ragged, load_review_ids, read_json, save_padded
 from src.text import OOV_ID, pad
 
 META_FILE = "meta.json"  # the padding settings the arrays were made with
@@ -25,8 +25,9 @@ def pad_splits(cfg: config.Config) -> None:
     settings = padding_settings(cfg)
     with atomic_path(cfg.paths.padded, directory=True) as tmp:
         for split in SPLITS:
-            sequences, labels = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
-            save_padded(tmp / f"{split}.npz", pad(sequences, **settings), labels)
+            tokens = Path(cfg.paths.tokens) / f"{split}.npz"
+            sequences, labels = load_ragged(tokens)
+            save_padded(tmp / f"{split}.npz", pad(sequences, **settings), labels, load_review_ids(tokens))
         (tmp / META_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
@@ -35,12 +36,23 @@ def load_split(cfg: config.Config, split: str):
     when they match cfg, else padded now from the token ids (a sweep trial or a command-line
     maxlen override)."""
     padded = Path(cfg.paths.padded)
-    if (padded / META_FILE).is_file() and read_json(padded / META_FILE) == padding_settings(cfg):
+    if _padded_as_configured(cfg):
         x, y = load_padded(padded / f"{split}.npz")
     else:
         sequences, y = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
         x = pad(sequences, **padding_settings(cfg))
     return cut_vocabulary(x, cfg.data.num_words), y
+
+
+def _padded_as_configured(cfg: config.Config) -> bool:
+    meta = Path(cfg.paths.padded) / META_FILE
+    return meta.is_file() and read_json(meta) == padding_settings(cfg)
+
+
+def review_ids(cfg: config.Config, split: str) -> np.ndarray:
+    """The review ids of load_split's rows, from the file load_split reads."""
+    folder = cfg.paths.padded if _padded_as_configured(cfg) else cfg.paths.tokens
+    return load_review_ids(Path(folder) / f"{split}.npz")
 
 
 def cut_vocabulary(x: np.ndarray, num_words: int) -> np.ndarray:

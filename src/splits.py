@@ -26,12 +26,14 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def save_ragged(path: Path, sequences: list[list[int]], labels: list[int]) -> None:
-    """Variable-length sequences as one flat id array plus row offsets."""
+def save_ragged(path: Path, sequences: list[list[int]], labels: list[int], review_ids: list[int]) -> None:
+    """Variable-length sequences as one flat id array plus row offsets, with each row's label
+    and review id (the number its file name starts with)."""
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     ids = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
-    save_npz(path, ids=ids, offsets=offsets, labels=np.asarray(labels, dtype=np.int8))
+    save_npz(path, ids=ids, offsets=offsets, labels=np.asarray(labels, dtype=np.int8),
+             review_ids=np.asarray(review_ids, dtype=np.int32))
 
 
 def load_ragged(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
@@ -41,8 +43,16 @@ def load_ragged(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
     return sequences, data["labels"]
 
 
-def save_padded(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    save_npz(path, x=x, y=y)
+def save_padded(path: Path, x: np.ndarray, y: np.ndarray, review_ids: np.ndarray) -> None:
+    save_npz(path, x=x, y=y, review_ids=review_ids)
+
+
+def load_review_ids(path: Path) -> np.ndarray:
+    """The review ids of a token or padded split file, row by row."""
+    data = load_npz(path)
+    if "review_ids" not in data:
+        raise UserError(f"{path} was written by an older version, without review ids: re-run `dvc repro`")
+    return data["review_ids"]
 
 
 def load_padded(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -86,21 +86,21 @@ def validation_split(data: config.DataConfig, labels: list[int], ids: list[int])
 def tokenize(cfg: config.Config) -> dict:
     raw = Path(cfg.paths.raw) / "aclImdb"
     train_texts, train_labels, train_ids = read_reviews(raw / "train")
-    test_texts, test_labels, _ = read_reviews(raw / "test")
+    test_texts, test_labels, test_ids = read_reviews(raw / "test")
     train_idx, val_idx = validation_split(cfg.data, train_labels, train_ids)
 
     vocab = Vocabulary.build((train_texts[i] for i in train_idx), cfg.data.num_words)
     splits = {
-        "train": [(train_texts[i], train_labels[i]) for i in train_idx],
-        "val": [(train_texts[i], train_labels[i]) for i in val_idx],
-        "test": list(zip(test_texts, test_labels)),
+        "train": [(train_texts[i], train_labels[i], train_ids[i]) for i in train_idx],
+        "val": [(train_texts[i], train_labels[i], train_ids[i]) for i in val_idx],
+        "test": list(zip(test_texts, test_labels, test_ids)),
     }
     stats = {"vocab_size": vocab.size}
     with atomic_path(cfg.paths.tokens, directory=True) as tmp:
         vocab.save(tmp / VOCAB_FILE)
         for name, rows in splits.items():
-            sequences = [vocab.encode(text) for text, _ in rows]
-            save_ragged(tmp / f"{name}.npz", sequences, [label for _, label in rows])
+            sequences = [vocab.encode(text) for text, _, _ in rows]
+            save_ragged(tmp / f"{name}.npz", sequences, [label for _, label, _ in rows], [i for _, _, i in rows])
             lengths = np.array([len(s) for s in sequences])
             stats[name] = {"reviews": len(rows), "median_tokens": float(np.median(lengths)),
                            "empty": int((lengths == 0).sum())}

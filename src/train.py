@@ -16,10 +16,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from src import batches, config, tracking
+from src import batches, config, predictions, tracking
 from src.artifacts import publish, staging_dir
 from src.errors import command
-from src.pad import load_split
+from src.pad import load_split, review_ids
 from src.splits import read_json
 
 MODEL_FILE = "model.keras"
@@ -95,8 +95,7 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, prefix: str, name: str,
                 verbose: int):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
-    the model, its per-epoch rows and, in an ensemble, its validation probabilities before any
-    refit (None for a single model, whose best epoch's accuracy is in its rows)."""
+    the model, its per-epoch rows and its validation probabilities before any refit."""
     import keras
     import mlflow
     import numpy as np
@@ -112,7 +111,7 @@ def _fit_member(cfg: config.Config, train_split, val_split, *, callbacks: list, 
               validation_data=batches.prediction_dataset(x_val, y_val, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the dataset shuffles, seeded by train.seed
-    p_val = batches.predict(model, x_val, cfg.train) if cfg.train.ensemble > 1 else None
+    p_val = batches.predict(model, x_val, cfg.train)
     if cfg.train.refit:
         # Validation has chosen the epoch count; the final model learns from the validation
         # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
@@ -135,7 +134,8 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
     train.ensemble models are trained, member k with seed train.seed + k, and saved as one
     model averaging their probabilities. Member 0 logs the plain per-epoch metric names (its
     curves compare with any single-model run) and is the history plot; member k > 0 logs under
-    `member<k>_`. best_val_accuracy is the averaged model's.
+    `member<k>_`. best_val_accuracy is the averaged model's, whose validation predictions are an
+    artifact of the run (`predictions/val.npz`) and, with `save`, a report.
 
     The DVC stage and `python -m src.train` use the defaults. A sweep trial trains on a seeded,
     stratified `train_fraction` of the training reviews, adds its pruning callback, nests its
@@ -173,25 +173,29 @@ def train(cfg: config.Config, *, train_fraction: float = 1.0, callbacks: list = 
             val_probabilities.append(p_val)
             if cfg.train.ensemble > 1:
                 mlflow.log_metric("member_val_accuracy", float(((p_val >= 0.5) == y_val).mean()), step=k)
-        if cfg.train.ensemble == 1:
-            # The saved model's: the best epoch's under early stopping, the last one's without.
-            best = histories[0][kept_epoch(histories[0], cfg.train.patience) - 1]["val_accuracy"]
-        else:
-            best = float(((np.mean(val_probabilities, axis=0) >= 0.5) == y_val).mean())
+        # The saved model's (the members' average; each member's best epoch under early
+        # stopping, its last without), before any refit: the refit model has seen these reviews.
+        val = predictions.Predictions(np.mean(val_probabilities, axis=0), y_val, review_ids(cfg, "val"))
+        best = val.accuracy
         epochs = [len(rows) for rows in histories]
         mlflow.log_metrics({"best_val_accuracy": best, "epochs_run": sum(epochs)})
+        predictions.log_to_active_run("val", val)
         if save:
             with staging_dir(model_dir) as staging:
+                predictions.save(staging / predictions.file_name("val"), val)
                 average_models(members).save(staging / MODEL_FILE)
                 files = write_companions(cfg, staging)  # the model, its vocabulary and padding settings
                 model_uri = registry.log_model(files)
                 (staging / HISTORY_FILE).write_text(_history_csv(histories[0]))
                 (staging / RUN_FILE).write_text(json.dumps(
                     {"run_id": active.info.run_id, "model_uri": model_uri, "best_val_accuracy": best}) + "\n")
+                reports = Path(cfg.paths.reports)
                 # All outputs at once, run.json last (evaluate reads it): a stage killed before
                 # this line leaves none of them.
                 publish({path: model_dir / path.name for path in files.values()}
-                        | {staging / HISTORY_FILE: Path(cfg.paths.reports) / HISTORY_FILE,
+                        | {staging / HISTORY_FILE: reports / HISTORY_FILE,
+                           staging / predictions.file_name("val"):
+                               reports / predictions.DIRECTORY / predictions.file_name("val"),
                            staging / RUN_FILE: model_dir / RUN_FILE})
     return {"run_id": active.info.run_id, "best_val_accuracy": best, "epochs": sum(epochs), "member_epochs": epochs}
 

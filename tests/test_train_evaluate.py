@@ -49,7 +49,7 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     assert float(rows[-1]["val_accuracy"]) == pytest.approx(history[-1].value)
 
 
-def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepared_cfg, isolated_tracking):
+def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepared_cfg, isolated_tracking, tmp_path):
     run_id = train.train(prepared_cfg)["run_id"]
     metrics = evaluate.evaluate(prepared_cfg)
     reports = Path(prepared_cfg.paths.reports)
@@ -65,6 +65,21 @@ def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepar
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
     assert run.data.metrics["test_tp"] == metrics["confusion_matrix"]["tp"]
+
+    # Every review's prediction, test (evaluate) and validation (train), as reports and artifacts.
+    from src import predictions
+    test = predictions.load(reports / "predictions" / "test.npz")
+    assert test.accuracy == pytest.approx(metrics["accuracy"])
+    assert test.label.tolist() == [0] * 16 + [1] * 16  # the tokenize stage's order: neg, then pos
+    assert sorted(test.review_id[:16].tolist()) == list(range(16))  # the numbers in the file names
+    val = predictions.load(reports / "predictions" / "val.npz")
+    assert len(val.label) == 8 and val.accuracy == pytest.approx(run.data.metrics["best_val_accuracy"])
+    assert {a.path for a in client(isolated_tracking).list_artifacts(run_id, "predictions")} == \
+        {"predictions/test.npz", "predictions/val.npz"}
+    logged = predictions.load(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions/test.npz",
+                                                                  dst_path=str(tmp_path / "logged")))
+    assert np.array_equal(logged.probability, test.probability) and logged.digest == test.digest
+    assert run.data.tags["predictions.test.digest"] == test.digest != val.digest
 
 
 def test_early_stopping_stops_when_validation_stalls(prepared_cfg):
