@@ -1,0 +1,185 @@
+"""Is B better than A? Two runs (or two groups of runs) compared review by review.
+
+    python -m src.compare A B                 # e.g. a run id against the workspace's model
+    python -m src.compare A1,A2,A3 B1,B2,B3   # several runs per side (seeds): probabilities averaged
+    python -m src.compare A B --json
+
+A and B each name runs: an MLflow run id, a registry reference (`models:/imdb-lstm@champion`,
+`models:/imdb-lstm/3`), a DVC experiment name (the MLflow run tagged with it), or `workspace`
+(the predictions in reports/predictions/ beside the model in models/). Both sides must have
+been evaluated on the same reviews. For the test split and for validation it prints each
+side's accuracy, B - A in points with a 95% paired-bootstrap interval, McNemar's exact test,
+the same for ROC AUC, and a verdict; the numbers are also tagged on B's runs in MLflow.
+The exit status is 0 whatever the verdict (2, with one line, when the runs cannot be compared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from src import config, predictions, significance, tracking
+from src.errors import UserError, command, first_line
+from src.splits import read_json
+
+SPLITS = {"test": "test", "val": "validation"}
+WORKSPACE = "workspace"
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+class Run:
+    """One named run's predictions per split, and its MLflow run id when it has one."""
+
+    def __init__(self, reference: str, run_id: str | None, splits: dict[str, predictions.Predictions]):
+        self.reference, self.run_id, self.splits = reference, run_id, splits
+
+    @property
+    def label(self) -> str:
+        if self.run_id and self.run_id not in self.reference:
+            return f"{self.reference} (run {self.run_id[:8]})"
+        return self.reference
+
+
+def _client(cfg: config.Config):
+    store = tracking.tracking_uri()
+    db = tracking.sqlite_path(store)
+    if db is not None and not db.is_file():
+        raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
+    client, _ = tracking.connect(cfg)
+    return client
+
+
+def run_id_of(reference: str, cfg: config.Config) -> str:
+    """The MLflow run a reference names (not `workspace`)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(cfg)
+    model = MODEL_URI.match(reference)
+    try:
+        if model:
+            version = (client.get_model_version_by_alias(model["name"], model["alias"]) if model["alias"]
+                       else client.get_model_version(model["name"], model["version"]))
+            return version.run_id
+        if RUN_ID.match(reference):
+            return client.get_run(reference).info.run_id
+    except MlflowException as exc:
+        raise UserError(f"cannot find {reference} in {tracking.tracking_uri()}: {first_line(exc)}") from None
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    found = client.search_runs([experiment.experiment_id], f"tags.`dvc.experiment` = '{reference}'",
+                               order_by=["attributes.start_time DESC"]) if experiment else []
+    found = [r for r in found if predictions.DIGEST_TAG.format(split="test") in r.data.tags]
+    if not found:
+        raise UserError(f"{reference} is not a run id, a models:/ URI, `workspace` or a DVC experiment with an "
+                        f"evaluated run in {tracking.tracking_uri()}")
+    return found[0].info.run_id
+
+
+def load_run(reference: str, cfg: config.Config) -> Run:
+    if reference == WORKSPACE:
+        folder = Path(cfg.paths.reports) / predictions.DIRECTORY
+        run_file = Path(cfg.paths.model) / "run.json"
+        run_id = read_json(run_file)["run_id"] if run_file.is_file() else None
+        splits = {split: predictions.load(folder / predictions.file_name(split)) for split in SPLITS}
+        return Run(reference, run_id, splits)
+    import mlflow
+
+    run_id = run_id_of(reference, cfg)
+    splits = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for split in SPLITS:
+            artifact = f"{predictions.DIRECTORY}/{predictions.file_name(split)}"
+            try:
+                path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=scratch)
+            except Exception as exc:  # MLflow's errors for a missing artifact vary by store
+                raise UserError(f"{reference}: run {run_id} has no {artifact} (trained before per-review "
+                                f"predictions were kept, or not evaluated yet): {first_line(exc)}") from None
+            splits[split] = predictions.load(path)
+    return Run(reference, run_id, splits)
+
+
+def compare_sides(side_a: list[Run], side_b: list[Run], *, resamples: int, seed: int) -> dict:
+    """The comparison of both splits, as the JSON output holds it."""
+    result = {"a": [r.label for r in side_a], "b": [r.label for r in side_b], "splits": {}}
+    for split, name in SPLITS.items():
+        a = significance.combine([r.splits[split] for r in side_a], [r.label for r in side_a])
+        b = significance.combine([r.splits[split] for r in side_b], [r.label for r in side_b])
+        try:
+            compared = significance.compare(a.predictions, b.predictions, resamples=resamples, seed=seed)
+        except UserError as exc:
+            raise UserError(f"{name}: {exc}") from None
+        entry = compared.to_dict()
+        entry["runs"] = {"a": {"accuracy_mean": a.accuracy_mean, "accuracy_sd": a.accuracy_sd,
+                               "accuracies": a.run_accuracies},
+                         "b": {"accuracy_mean": b.accuracy_mean, "accuracy_sd": b.accuracy_sd,
+                               "accuracies": b.run_accuracies}}
+        result["splits"][split] = entry
+    return result
+
+
+def format_report(result: dict) -> str:
+    lines = [f"A: {', '.join(result['a'])}", f"B: {', '.join(result['b'])}"]
+    for split, entry in result["splits"].items():
+        acc, auc, mc = entry["accuracy"], entry["roc_auc"], entry["mcnemar"]
+        lines.append(f"{SPLITS[split]} ({entry['reviews']} reviews):")
+        runs = entry["runs"]
+        if len(runs["a"]["accuracies"]) > 1 or len(runs["b"]["accuracies"]) > 1:
+            lines.append("  runs      " + "  ".join(
+                f"{side.upper()} {r['accuracy_mean']:.4f} +- {r['accuracy_sd']:.4f} ({len(r['accuracies'])} runs)"
+                for side, r in runs.items()) + "; below: their averaged probabilities")
+        lines.append(f"  accuracy  A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {100 * acc['difference']:+.2f} points, "
+                     f"95% CI [{100 * acc['ci95'][0]:+.2f}, {100 * acc['ci95'][1]:+.2f}]; McNemar p = {mc['p']:.3g} "
+                     f"(A alone right {mc['only_a_right']}, B alone right {mc['only_b_right']})")
+        lines.append(f"  ROC AUC   A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
+                     f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+        lines.append(f"  verdict: {entry['verdict']}")
+    return "\n".join(lines)
+
+
+def log_on_b(cfg: config.Config, side_a: list[Run], side_b: list[Run], result: dict) -> None:
+    """Tag the comparison on each of B's MLflow runs, naming A, so the UI shows it."""
+    _client(cfg)
+    against = "_".join(r.run_id[:8] if r.run_id else r.reference for r in side_a)
+    tags = {}
+    for split, entry in result["splits"].items():
+        acc, low, high = entry["accuracy"], *entry["accuracy"]["ci95"]
+        tags[f"compare.{against}.{split}"] = (f"{100 * acc['difference']:+.2f} points [{100 * low:+.2f}, {100 * high:+.2f}], "
+                                              f"McNemar p={entry['mcnemar']['p']:.3g}: {entry['verdict']}")
+    tags["compare.against"] = ", ".join(result["a"])
+    for run in side_b:
+        if run.run_id:
+            tracking.log_to_run(run.run_id, tags=tags)
+
+
+def _parse(argv: list[str]):
+    parser = argparse.ArgumentParser(prog="python -m src.compare", description=__doc__.splitlines()[0],
+                                     epilog="example: python -m src.compare models:/imdb-lstm@champion workspace")
+    parser.add_argument("a", help="the baseline: run references, comma-separated")
+    parser.add_argument("b", help="the challenger: run references, comma-separated")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--resamples", type=int, default=significance.RESAMPLES, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=significance.SEED, help="bootstrap seed")
+    parser.add_argument("--params", default=config.PARAMS_FILE, help="paths and MLflow experiment (default: params.yaml)")
+    return parser.parse_args(argv)
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.resamples < 100:
+        raise UserError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
+    cfg = config.load(args.params)
+    side_a = [load_run(reference, cfg) for reference in args.a.split(",")]
+    side_b = [load_run(reference, cfg) for reference in args.b.split(",")]
+    result = compare_sides(side_a, side_b, resamples=args.resamples, seed=args.seed)
+    if any(r.run_id for r in side_b):
+        log_on_b(cfg, side_a, side_b, result)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+
+
+if __name__ == "__main__":
+    main()

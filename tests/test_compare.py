@@ -1,0 +1,147 @@
+"""Is B better than A: paired bootstrap intervals, McNemar's test and the compare command, on
+known answers and on a tiny pipeline's real runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from src import config, evaluate, predictions, significance, train
+from src.errors import UserError
+from src.predictions import Predictions
+from tests.conftest import run_main
+
+
+def synthetic(n: int = 2000, errors: int = 400, seed: int = 0) -> Predictions:
+    """n reviews, half positive, of which a model gets exactly `errors` wrong."""
+    rng = np.random.default_rng(seed)
+    label = np.r_[np.zeros(n // 2), np.ones(n // 2)].astype(np.int8)
+    confidence = rng.uniform(0.55, 1.0, n)
+    right = np.ones(n, dtype=bool)
+    right[rng.choice(n, errors, replace=False)] = False
+    p_true_class = np.where(right, confidence, 1 - confidence)
+    probability = np.where(label == 1, p_true_class, 1 - p_true_class).astype(np.float32)
+    return Predictions(probability, label, np.arange(n, dtype=np.int32))
+
+
+def fixing(a: Predictions, fixed: int) -> Predictions:
+    """A copy of a that gets `fixed` of a's errors right, and nothing else different."""
+    wrong = np.flatnonzero((a.probability >= 0.5) != a.label)[:fixed]
+    probability = a.probability.copy()
+    probability[wrong] = np.where(a.label[wrong] == 1, 0.9, 0.1)
+    return Predictions(probability, a.label, a.review_id)
+
+
+def test_identical_predictions_differ_by_exactly_zero_with_p_one():
+    a = synthetic()
+    c = significance.compare(a, a)
+    assert c.accuracy_difference == 0 and c.accuracy_ci == (0.0, 0.0)
+    assert c.mcnemar_p == 1.0 and c.only_a_right == c.only_b_right == 0
+    assert c.auc_difference == 0 and c.auc_ci == (0.0, 0.0)
+    assert c.verdict == significance.NO_DIFFERENCE
+
+
+def test_fixing_known_errors_gives_an_interval_around_the_true_gain():
+    a = synthetic()
+    b = fixing(a, 60)  # 60 of 2000 reviews: +3 points exactly
+    c = significance.compare(a, b)
+    assert c.accuracy_difference == pytest.approx(0.03)
+    low, high = c.accuracy_ci
+    assert 0 < low < 0.03 < high, c.accuracy_ci  # contains the truth, excludes 0
+    assert (c.only_a_right, c.only_b_right) == (0, 60) and c.mcnemar_p < 1e-15
+    assert c.verdict == "B is better"
+    assert significance.compare(b, a).verdict == "A is better"
+    # The bootstrap is seeded: the same inputs, the same interval; another seed, a near one.
+    assert significance.compare(a, b).accuracy_ci == c.accuracy_ci
+    assert significance.compare(a, b, seed=1).accuracy_ci == pytest.approx(c.accuracy_ci, abs=0.004)
+
+
+def test_a_gain_within_the_noise_is_no_detectable_difference():
+    a = synthetic()
+    b = fixing(a, 3)  # 0.15 points
+    c = significance.compare(a, b)
+    assert c.accuracy_ci[0] <= 0 and c.mcnemar_p > 0.05 and c.verdict == significance.NO_DIFFERENCE
+
+
+def test_resampled_auc_is_the_weighted_auc_of_each_resample_ties_included():
+    a, b = synthetic(200, 40, seed=1), synthetic(200, 30, seed=2)
+    a = Predictions(np.round(a.probability, 1), a.label, a.review_id)  # many tied scores
+    auc = significance._ResampledAuc(a.label.astype(bool), a.probability, b.probability)
+    counts = significance._resample_counts(np.random.default_rng(3), 5, 200)
+    resampled_a, resampled_b = auc(counts)
+    for row in range(5):
+        weights = np.empty(200)
+        weights[auc.layout] = counts[row]  # counts are over the reviews in the AUC's layout
+        assert resampled_a[row] == pytest.approx(roc_auc_score(a.label, a.probability, sample_weight=weights))
+        assert resampled_b[row] == pytest.approx(roc_auc_score(b.label, b.probability, sample_weight=weights))
+    c = significance.compare(a, b)
+    assert c.auc_a == pytest.approx(roc_auc_score(a.label, a.probability))
+    assert c.auc_b - c.auc_a == pytest.approx(c.auc_difference)
+
+
+def test_predictions_of_other_reviews_are_refused_in_one_line():
+    a = synthetic()
+    other = Predictions(a.probability, a.label, a.review_id[::-1].copy())
+    with pytest.raises(UserError, match="not evaluated on the same reviews") as err:
+        significance.compare(a, other)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture
+def two_runs(prepared_cfg, tmp_path, monkeypatch):
+    """Two evaluated runs of the tiny pipeline, seeds 42 and 43 (the second in the workspace);
+    the first as a DVC experiment would tag it."""
+    monkeypatch.setenv("DVC_EXP_NAME", "seed-42")
+    first = train.train(prepared_cfg)["run_id"]
+    evaluate.evaluate(prepared_cfg)
+    monkeypatch.delenv("DVC_EXP_NAME")
+    second_cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, seed=43, learning_rate=0.005))
+    second = train.train(second_cfg)["run_id"]
+    evaluate.evaluate(second_cfg)
+    params = tmp_path / "params.yaml"
+    params.write_text(config.to_yaml(prepared_cfg))
+    return first, second, str(params)
+
+
+def test_compare_command_on_two_real_runs(two_runs):
+    first, second, params = two_runs
+    done = run_main("src.compare", first, "workspace", "--params", params, "--resamples", "1000")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"A: {first}" and lines[1].startswith(f"B: workspace (run {second[:8]})")
+    assert "test (32 reviews):" in lines and "validation (8 reviews):" in lines
+    assert sum(line.startswith("  verdict: ") for line in lines) == 2
+
+    as_json = json.loads(run_main("src.compare", "seed-42", "models:/imdb-lstm@challenger", "--json",
+                                  "--params", params, "--resamples", "1000").stdout)
+    test = as_json["splits"]["test"]
+    a, b = (predictions.load(mlflow.artifacts.download_artifacts(run_id=r, artifact_path="predictions/test.npz"))
+            for r in (first, second))
+    assert test["accuracy"]["a"] == pytest.approx(a.accuracy) and test["accuracy"]["b"] == pytest.approx(b.accuracy)
+    assert test["accuracy"]["difference"] == pytest.approx(b.accuracy - a.accuracy)
+    assert test["verdict"] in ("B is better", "A is better", significance.NO_DIFFERENCE)
+    tags = mlflow.MlflowClient().get_run(second).data.tags  # logged on B's run, naming A
+    assert tags["compare.against"].startswith("seed-42") and f"compare.{first[:8]}.test" in tags
+
+    # Several runs per side: each side's spread, then its averaged probabilities compared.
+    both = f"{first},models:/imdb-lstm/2"
+    several = json.loads(run_main("src.compare", both, both, "--json", "--params", params, "--resamples", "200").stdout)
+    runs = several["splits"]["test"]["runs"]["a"]
+    assert runs["accuracies"] == pytest.approx([a.accuracy, b.accuracy])
+    assert runs["accuracy_sd"] == pytest.approx(np.std([a.accuracy, b.accuracy], ddof=1))
+    assert several["splits"]["test"]["accuracy"]["difference"] == 0
+
+
+def test_compare_refuses_what_it_cannot_compare_in_one_line(two_runs):
+    first, _, params = two_runs
+    for reference, message in (("no-such-experiment", "is not a run id, a models:/ URI"),
+                               ("models:/imdb-lstm/9", "cannot find models:/imdb-lstm/9")):
+        done = run_main("src.compare", first, reference, "--params", params)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("error: ") and message in done.stderr
