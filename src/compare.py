@@ -19,7 +19,6 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from src import config, predictions, significance, tracking
@@ -86,20 +85,11 @@ def load_run(reference: str, cfg: config.Config) -> Run:
         run_id = read_json(run_file)["run_id"] if run_file.is_file() else None
         splits = {split: predictions.load(folder / predictions.file_name(split)) for split in SPLITS}
         return Run(reference, run_id, splits)
-    import mlflow
-
     run_id = run_id_of(reference, cfg)
-    splits = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for split in SPLITS:
-            artifact = f"{predictions.DIRECTORY}/{predictions.file_name(split)}"
-            try:
-                path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=scratch)
-            except Exception as exc:  # MLflow's errors for a missing artifact vary by store
-                raise UserError(f"{reference}: run {run_id} has no {artifact} (trained before per-review "
-                                f"predictions were kept, or not evaluated yet): {first_line(exc)}") from None
-            splits[split] = predictions.load(path)
-    return Run(reference, run_id, splits)
+    try:
+        return Run(reference, run_id, {split: predictions.from_run(run_id, split) for split in SPLITS})
+    except UserError as exc:
+        raise UserError(f"{reference}: {exc}") from None
 
 
 def compare_sides(side_a: list[Run], side_b: list[Run], *, resamples: int, seed: int) -> dict:

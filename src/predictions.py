@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.errors import UserError
+from src.errors import UserError, first_line
 from src.splits import load_npz, save_npz
 
 DIRECTORY = "predictions"               # under paths.reports, and the artifact folder of the MLflow run
@@ -72,3 +72,19 @@ def log_to_active_run(split: str, predictions: Predictions) -> None:
         save(path, predictions)
         mlflow.log_artifact(str(path), artifact_path=DIRECTORY)
     mlflow.set_tag(DIGEST_TAG.format(split=split), predictions.digest)
+
+
+def from_run(run_id: str, split: str) -> Predictions:
+    """The split's predictions logged to an MLflow run (the tracking URI set by the caller)."""
+    import tempfile
+
+    import mlflow
+
+    artifact = f"{DIRECTORY}/{file_name(split)}"
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=scratch)
+        except Exception as exc:  # MLflow's errors for a missing artifact vary by store
+            raise UserError(f"run {run_id} has no {artifact} (trained before per-review predictions were "
+                            f"kept, or not evaluated yet): {first_line(exc)}") from None
+        return load(path)

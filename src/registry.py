@@ -3,6 +3,7 @@
     python -m src.registry                     # versions, their aliases and accuracies
     python -m src.registry promote             # the newest pipeline model becomes champion, if it is better
     python -m src.registry promote --version 3
+    python -m src.registry promote --require-significant   # only past the paired test on validation
 
 Exit status: 0 when the command did what it says (promote: champion moved), 1 when promote
 leaves the champion where it is (not better, or already champion), 2 on an error (no such
@@ -23,7 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from src import config, tracking
+from src import config, predictions, significance, tracking
 from src.errors import UserError, command
 
 ARTIFACT_NAME = "model"           # the logged model's name within its run
@@ -92,9 +93,10 @@ def _val_accuracy(version, name: str) -> float:
                         f"pipeline?): set one (`MlflowClient().set_model_version_tag`) or promote another version") from None
 
 
-def promote(cfg: config.Config, number: str | None = None) -> tuple[bool, str]:
+def promote(cfg: config.Config, number: str | None = None, require_significant: bool = False) -> tuple[bool, str]:
     """Move `champion` to version `number` (default: the challenger) if its validation accuracy
-    beats the champion's. Returns (promoted, one line saying what happened)."""
+    beats the champion's; with require_significant, only if it beats it on the same validation
+    reviews by the paired test (src.significance). Returns (promoted, one line saying what happened)."""
     name = _registered_name(cfg)
     client = _client(cfg)
     candidate = _version(client, name, number=number) if number else _version(client, name, alias=CHALLENGER)
@@ -108,6 +110,15 @@ def promote(cfg: config.Config, number: str | None = None) -> tuple[bool, str]:
     if champion is not None and str(champion.version) == str(candidate.version):
         return False, f"version {candidate.version} already is {CHAMPION}"
     val = _val_accuracy(candidate, name)
+    if require_significant and champion is not None:
+        compared = significance.compare(predictions.from_run(champion.run_id, "val"),
+                                        predictions.from_run(candidate.run_id, "val"))
+        evidence = f"{significance.summary(compared)} over version {champion.version} on {compared.reviews} validation reviews"
+        if compared.verdict != "B is better":
+            return False, (f"{CHAMPION} stays version {champion.version}: version {candidate.version} is not "
+                           f"significantly better ({evidence})")
+        client.set_registered_model_alias(name, CHAMPION, candidate.version)
+        return True, f"{CHAMPION} is now version {candidate.version} ({evidence})"
     if champion is not None and val <= (champion_val := _val_accuracy(champion, name)):
         return False, (f"{CHAMPION} stays version {champion.version} (val accuracy {champion_val:.4f}): "
                        f"version {candidate.version} has {val:.4f}")
@@ -144,13 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.registry", description=__doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", choices=["show", "promote"], default="show")
     parser.add_argument("--version", help="the version to promote (default: the challenger)")
+    parser.add_argument("--require-significant", action="store_true",
+                        help="promote only if it beats the champion on the same validation reviews by the paired "
+                             "test (McNemar p < 0.05 and a 95%% bootstrap interval above 0)")
     parser.add_argument("--params", default=config.PARAMS_FILE, help="config to read (default: params.yaml)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     cfg = config.load(args.params)
     if args.action == "show":
         print(versions_table(cfg))
         return
-    promoted, message = promote(cfg, args.version)
+    promoted, message = promote(cfg, args.version, args.require_significant)
     print(message)
     if not promoted:
         raise SystemExit(1)

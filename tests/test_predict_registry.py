@@ -191,3 +191,50 @@ def test_registry_without_a_challenger_is_one_line(tiny_cfg, tmp_path):
     one_line(run_main("src.registry", "promote", "--params", str(params)), 2,
              "registered model imdb-lstm has no version with alias challenger")
     one_line(run_main("src.registry", "--params", str(params)), 0, "no versions of imdb-lstm")
+
+
+def run_with_val_predictions(cfg, probability, like) -> str:
+    """An MLflow run holding only validation predictions: `like`'s reviews, these probabilities."""
+    from src import predictions, tracking
+
+    with tracking.run(cfg) as active:
+        predictions.log_to_active_run("val", predictions.Predictions(np.asarray(probability, dtype=np.float32),
+                                                                     like.label, like.review_id))
+    return active.info.run_id
+
+
+def test_promote_require_significant_moves_the_champion_only_past_the_paired_test(trained_cfg, tmp_path):
+    from src import predictions
+
+    params = str(tmp_path / "params.yaml")
+    name = trained_cfg.tracking.registered_model
+    client = mlflow.MlflowClient()
+    assert run_main("src.registry", "promote", "--params", params).returncode == 0  # version 1, the trained model
+    champion_run = client.get_model_version(name, "1").run_id
+    val = predictions.from_run(champion_run, "val")
+    source = client.get_model_version(name, "1").source
+
+    def register(probability, val_accuracy):
+        run_id = run_with_val_predictions(trained_cfg, probability, val)
+        version = client.create_model_version(name, source, run_id=run_id,
+                                              tags={registry.VAL_TAG: str(val_accuracy)})
+        return str(version.version)
+
+    # All eight validation reviews right against a champion that misses at most two: a higher
+    # accuracy, enough for plain promote, but two discordant reviews are no evidence (p = 0.5).
+    assert ((val.probability >= 0.5) != val.label).sum() <= 2, "the premise: the tiny model is good"
+    better = register(np.where(val.label == 1, 0.9, 0.1), val_accuracy=1.01)
+    done = run_main("src.registry", "promote", "--params", params, "--version", better, "--require-significant")
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.startswith(f"champion stays version 1: version {better} is not significantly better")
+    assert "points, 95% CI [" in done.stdout and "McNemar p = " in done.stdout and "on 8 validation reviews" in done.stdout
+    assert run_main("src.registry", "promote", "--params", params, "--version", better).returncode == 0
+
+    # Against a champion that gets every validation review wrong, one that gets all 8 right passes.
+    all_wrong = register(np.where(val.label == 1, 0.1, 0.9), val_accuracy=0.0)
+    client.set_registered_model_alias(name, registry.CHAMPION, all_wrong)
+    all_right = register(np.where(val.label == 1, 0.9, 0.1), val_accuracy=1.0)
+    done = run_main("src.registry", "promote", "--params", params, "--version", all_right, "--require-significant")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"champion is now version {all_right} (B - A +100.00 points")
+    assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == all_right
