@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from src import config, tracking
+from src import config, predictions, significance, tracking
 from src.artifacts import atomic_write_text
 from src.errors import Terminated, UserError, command, first_line
 
@@ -393,6 +393,24 @@ def check_vocabulary_reach(cfg: config.Config) -> None:
                         f"{size} ids: re-run that stage with data.num_words >= {largest}")
 
 
+def baseline_test(baseline, best, parent_run_id: str) -> str:
+    """The paired test of the best trial against the baseline on their validation predictions
+    (src.significance), for the closing line; tagged on the study's parent run. The best trial
+    was chosen on these very reviews, so its edge here is optimistic."""
+    runs = [trial.user_attrs.get("mlflow_run_id") for trial in (baseline, best)]
+    if not all(runs):
+        return ""
+    try:
+        compared = significance.compare(*(predictions.from_run(run_id, "val") for run_id in runs))
+    except UserError as exc:
+        return f" (no paired test: {exc})"
+    verdict = {"B is better": "the best trial is better", "A is better": "the baseline is better"}.get(
+        compared.verdict, compared.verdict)
+    line = f"; paired on {compared.reviews} validation reviews: {significance.summary(compared)}: {verdict}"
+    tracking.log_to_run(parent_run_id, tags={"baseline_test": line.removeprefix("; ")})
+    return line + " (the best was chosen on these reviews: optimistic)"
+
+
 def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     """Run (or resume) the study to n_trials; return the best trial's value, params and preset."""
     import optuna
@@ -429,7 +447,8 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if baseline is not None and baseline.number == best.number:
         print("no sampled configuration beat the baseline (the config without the sweep)")
     elif baseline is not None:
-        print(f"best vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy")
+        print(f"best vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy"
+              + baseline_test(baseline, best, parent_run_id))
     name, path = write_preset(cfg, overrides, best.params)
     tracking.log_to_run(parent_run_id, tags={"preset": name})
     print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {format_params(best.params)}; "

@@ -209,6 +209,29 @@ def open_study_run(cfg: Config, run_id: str | None) -> str:
     return run.info.run_id
 
 
+@contextlib.contextmanager
+def parent_run(cfg: Config, run_name: str, tags: dict[str, str]):
+    """A parent run for child runs this process starts (with parent_run_id): opened with the
+    client, not as the active run, and closed with a truthful status like run()."""
+    client, experiment_id = connect(cfg)
+    mark_orphaned_runs_killed(client, experiment_id)
+    base = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    commit = git_commit()
+    if commit:
+        base["mlflow.source.git.commit"] = commit
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=base | tags).info.run_id
+    client.log_batch(run_id, params=[_param(k, v) for k, v in flat_params(cfg).items()])
+    try:
+        yield run_id
+    except (KeyboardInterrupt, Terminated):
+        close_run(run_id, "KILLED")
+        raise
+    except BaseException:
+        close_run(run_id, "FAILED")
+        raise
+    close_run(run_id, "FINISHED")
+
+
 def log_to_run(run_id: str, *, metrics: dict[str, float] = (), tags: dict[str, str] = (),
                step: int = 0, artifacts_dir: Path | None = None) -> None:
     """Add metrics, tags or a directory of artifacts to a run that is not this process's active run."""

@@ -145,3 +145,50 @@ def test_compare_refuses_what_it_cannot_compare_in_one_line(two_runs):
         done = run_main("src.compare", first, reference, "--params", params)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert done.stderr.startswith("error: ") and message in done.stderr
+
+
+def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared_cfg, tmp_path, isolated_tracking):
+    from tests.conftest import TINY_OVERRIDES, output_paths
+
+    overrides = TINY_OVERRIDES + output_paths(tmp_path / "out") + [f"data.url={prepared_cfg.data.url}",
+                                                                  f"data.sha256={prepared_cfg.data.sha256}"]
+    assert config.compose(overrides) == prepared_cfg
+    done = run_main("src.repeat", "--seeds", "2", *overrides)
+    assert done.returncode == 0, done.stderr
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("imdb-lstm")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
+                      key=lambda r: int(r.data.tags["repeat.index"]))
+    assert [c.data.params["train.seed"] for c in children] == ["42", "43"]  # ensemble 1: consecutive seeds
+    assert all(c.info.status == "FINISHED" for c in children + [parent])
+    val = [c.data.metrics["best_val_accuracy"] for c in children]
+    test = [c.data.metrics["test_accuracy"] for c in children]
+    assert parent.data.metrics["val_accuracy_mean"] == pytest.approx(np.mean(val))
+    assert parent.data.metrics["test_accuracy_sd"] == pytest.approx(np.std(test, ddof=1))
+    assert done.stdout.splitlines()[-1] == "runs: " + ",".join(c.info.run_id for c in children)
+    # The pipeline's own outputs and the registry are untouched.
+    assert not Path(prepared_cfg.paths.model).exists() and not client.search_registered_models()
+    refused = run_main("src.repeat", "--seeds", "1")
+    assert refused.returncode == 2 and refused.stderr.strip() == "error: --seeds must be >= 2 for a standard deviation, got 1"
+
+
+def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predictions(tiny_cfg):
+    from types import SimpleNamespace
+
+    from src import sweep, tracking
+
+    base = synthetic(400, 80)
+    trials = []
+    for probability in (base.probability, fixing(base, 40).probability):  # the best fixes 40 of 80 errors
+        with tracking.run(tiny_cfg) as active:
+            predictions.log_to_active_run("val", Predictions(probability, base.label, base.review_id))
+        trials.append(SimpleNamespace(user_attrs={"mlflow_run_id": active.info.run_id}))
+    with tracking.run(tiny_cfg) as parent:
+        pass
+    line = sweep.baseline_test(*trials, parent.info.run_id)
+    assert line.startswith("; paired on 400 validation reviews: B - A +10.00 points, 95% CI [+")
+    assert "McNemar p = " in line and ": the best trial is better (the best was chosen on these reviews" in line
+    assert mlflow.MlflowClient().get_run(parent.info.run_id).data.tags["baseline_test"].startswith("paired on 400")
+    assert sweep.baseline_test(SimpleNamespace(user_attrs={}), trials[1], parent.info.run_id) == ""

@@ -1,0 +1,77 @@
+"""The same configuration trained with several seeds: how much of a difference is seed noise?
+
+    python -m src.repeat                         # the default config, 3 seeds
+    python -m src.repeat --seeds 5 experiment=lecture12
+
+Each repeat trains and evaluates one model as a child MLflow run under one parent run, repeat k
+with train.seed + k * train.ensemble (an ensemble's members take consecutive seeds, so repeats
+share none). The parent gets the mean and standard deviation of validation and test accuracy;
+the children are registered nowhere and leave the pipeline's models/ and reports/ alone.
+The printed run ids are a side of `python -m src.compare A1,A2,A3 B1,B2,B3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from src import config, tracking
+from src.errors import UserError, command
+from src.evaluate import evaluate  # the stages' own functions, until they move to a library
+from src.train import train
+
+
+def repeat(cfg: config.Config, seeds: int, overrides: list[str] = ()) -> dict:
+    """Train and evaluate `seeds` repeats under one parent run; return its id, the children's
+    ids and their accuracies."""
+    children, val, test = [], [], []
+    with tempfile.TemporaryDirectory(prefix="imdb-lstm-repeat-") as scratch, \
+            tracking.parent_run(cfg, cfg.tracking.run_name or f"repeat-{seeds}-seeds",
+                                {"repeat.seeds": str(seeds), "repeat.overrides": " ".join(overrides)}) as parent:
+        for k in range(seeds):
+            folder = Path(scratch) / f"repeat-{k}"
+            repeat_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k * cfg.train.ensemble),
+                                 tracking=replace(cfg.tracking, registered_model=None,
+                                                  run_name=f"repeat-{k}-seed-{cfg.train.seed + k * cfg.train.ensemble}"),
+                                 paths=replace(cfg.paths, model=str(folder / "models"), reports=str(folder / "reports")))
+            result = train(repeat_cfg, parent_run_id=parent, tags={"repeat.index": str(k)})
+            metrics = evaluate(repeat_cfg)
+            children.append(result["run_id"])
+            val.append(result["best_val_accuracy"])
+            test.append(metrics["accuracy"])
+            print(f"repeat {k}: seed {repeat_cfg.train.seed}, val {val[-1]:.4f}, test {test[-1]:.4f} "
+                  f"(run {result['run_id']})", flush=True)
+        summary = {"val_accuracy_mean": float(np.mean(val)), "val_accuracy_sd": float(np.std(val, ddof=1)),
+                   "test_accuracy_mean": float(np.mean(test)), "test_accuracy_sd": float(np.std(test, ddof=1))}
+        tracking.log_to_run(parent, metrics=summary, tags={"repeat.children": ",".join(children)})
+    return {"parent_run_id": parent, "children": children, "val": val, "test": test} | summary
+
+
+def _parse(argv: list[str]):
+    parser = argparse.ArgumentParser(prog="python -m src.repeat", description=__doc__.splitlines()[0],
+                                     epilog="example: python -m src.repeat --seeds 3 experiment=lecture12")
+    parser.add_argument("--seeds", type=int, default=3, help="how many repeats (>= 2), default 3")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, as for python -m src.train")
+    return parser.parse_args(argv)
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.seeds < 2:
+        raise UserError(f"--seeds must be >= 2 for a standard deviation, got {args.seeds}")
+    cfg = config.compose(args.overrides)
+    result = repeat(cfg, args.seeds, args.overrides)
+    print(f"val accuracy {result['val_accuracy_mean']:.4f} +- {result['val_accuracy_sd']:.4f}, "
+          f"test accuracy {result['test_accuracy_mean']:.4f} +- {result['test_accuracy_sd']:.4f} "
+          f"over {args.seeds} seeds (parent run {result['parent_run_id']})")
+    print(f"runs: {','.join(result['children'])}")
+
+
+if __name__ == "__main__":
+    main()
