@@ -102,10 +102,10 @@ class _ResampledAuc:
     """ROC AUC of two models' scores on the same resamples of the reviews, exactly as if each
     resample were scored from scratch (tied scores count a half), without sorting per resample.
 
-    A resample is a row of counts, how often each review was drawn, over the reviews in
-    `self.layout` order: positives first, then negatives in A's score order. A positive's share
-    of the AUC is the drawn weight of the negatives scored below it, plus half of those tied with
-    it: a cumulative sum over the sorted negatives, read at places found once."""
+    Resamples are columns of counts, how often each review was drawn, with the reviews as rows
+    in `self.layout` order: positives first, then negatives in A's score order. A positive's
+    share of the AUC is the drawn weight of the negatives scored below it, plus half of those
+    tied with it: a cumulative sum down the sorted negatives, read at rows found once."""
 
     def __init__(self, labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray):
         positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
@@ -120,25 +120,27 @@ class _ResampledAuc:
             self.models.append((order, below, None if np.array_equal(below, not_above) else not_above))
 
     def __call__(self, counts: np.ndarray) -> list[np.ndarray]:
-        positive_weight, negative_weight = counts[:, :self.split], counts[:, self.split:]
-        pairs = positive_weight.sum(axis=1, dtype=np.float64) * negative_weight.sum(axis=1, dtype=np.float64)
+        positive_weight, negative_weight = counts[:self.split], counts[self.split:]
+        pairs = positive_weight.sum(axis=0, dtype=np.float64) * negative_weight.sum(axis=0, dtype=np.float64)
         aucs = []
         for order, below, not_above in self.models:
-            cumulative = np.zeros((len(counts), negative_weight.shape[1] + 1), dtype=counts.dtype)
-            np.cumsum(negative_weight if order is None else negative_weight[:, order], axis=1, out=cumulative[:, 1:])
-            lower = cumulative[:, below]
+            # Row k: the weight of the first k sorted negatives (row 0: none), one column per resample.
+            cumulative = np.zeros((negative_weight.shape[0] + 1, counts.shape[1]), dtype=counts.dtype)
+            np.cumsum(negative_weight if order is None else negative_weight[order], axis=0, out=cumulative[1:])
+            lower = cumulative[below]
             if not_above is not None:  # ties between a positive and negatives count a half
-                lower = 0.5 * (lower + cumulative[:, not_above])
+                lower += cumulative[not_above]
+                lower *= 0.5
             with np.errstate(invalid="ignore", divide="ignore"):  # a resample of one class has no AUC
-                aucs.append(np.einsum("ij,ij->i", positive_weight, lower, dtype=np.float64) / pairs)
+                aucs.append(np.einsum("ij,ij->j", positive_weight, lower) / pairs)
         return aucs
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
-    """(resamples, n) float32 counts: how often each review is drawn in a resample of n reviews."""
-    draws = rng.integers(0, n, size=(resamples, n), dtype=np.int64)
-    draws += (np.arange(resamples, dtype=np.int64) * n)[:, None]
-    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float32)
+    """(n, resamples) float32 counts: how often each review is drawn in each resample of n reviews."""
+    draws = rng.integers(0, n, size=(resamples, n), dtype=np.int32) * np.int32(resamples)  # below 2**31
+    draws += np.arange(resamples, dtype=np.int32)[:, None]  # review * resamples + resample: row-major (n, resamples)
+    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(n, resamples).astype(np.float32)
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
@@ -155,7 +157,7 @@ def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed:
     auc = _ResampledAuc(labels, a.probability, b.probability) if both_classes else None
     if auc:
         gain = gain[auc.layout]  # resample counts are over the reviews in the AUC's layout
-        point_auc_a, point_auc_b = (float(x[0]) for x in auc(np.ones((1, n), dtype=np.float64)))
+        point_auc_a, point_auc_b = (float(x[0]) for x in auc(np.ones((n, 1), dtype=np.float64)))
     else:
         point_auc_a = point_auc_b = float("nan")
 
@@ -163,7 +165,7 @@ def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed:
     accuracy_differences, auc_differences = [], []
     for start in range(0, resamples, _CHUNK):
         counts = _resample_counts(rng, min(_CHUNK, resamples - start), n)
-        accuracy_differences.append(counts @ gain / n)
+        accuracy_differences.append(gain @ counts / n)
         if auc:
             resampled_a, resampled_b = auc(counts)
             auc_differences.append(resampled_b - resampled_a)

@@ -77,7 +77,7 @@ def test_resampled_auc_is_the_weighted_auc_of_each_resample_ties_included():
     resampled_a, resampled_b = auc(counts)
     for row in range(5):
         weights = np.empty(200)
-        weights[auc.layout] = counts[row]  # counts are over the reviews in the AUC's layout
+        weights[auc.layout] = counts[:, row]  # a resample is a column, over the reviews in the AUC's layout
         assert resampled_a[row] == pytest.approx(roc_auc_score(a.label, a.probability, sample_weight=weights))
         assert resampled_b[row] == pytest.approx(roc_auc_score(b.label, b.probability, sample_weight=weights))
     c = significance.compare(a, b)
@@ -109,7 +109,7 @@ def two_runs(prepared_cfg, tmp_path, monkeypatch):
     return first, second, str(params)
 
 
-def test_compare_command_on_two_real_runs(two_runs):
+def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
     first, second, params = two_runs
     done = run_main("src.compare", first, "workspace", "--params", params, "--resamples", "1000")
     assert done.returncode == 0, done.stderr
@@ -137,9 +137,7 @@ def test_compare_command_on_two_real_runs(two_runs):
     assert runs["accuracy_sd"] == pytest.approx(np.std([a.accuracy, b.accuracy], ddof=1))
     assert several["splits"]["test"]["accuracy"]["difference"] == 0
 
-
-def test_compare_refuses_what_it_cannot_compare_in_one_line(two_runs):
-    first, _, params = two_runs
+    # What cannot be compared is one line, exit status 2.
     for reference, message in (("no-such-experiment", "is not a run id, a models:/ URI"),
                                ("models:/imdb-lstm/9", "cannot find models:/imdb-lstm/9")):
         done = run_main("src.compare", first, reference, "--params", params)

@@ -176,6 +176,7 @@ def test_registry_answers_every_dead_end_with_one_line_and_its_exit_status(train
     assert str(mlflow.MlflowClient().get_model_version_by_alias(name, registry.CHAMPION).version) == "1"
     shown = run_main("src.registry", "--params", params)
     assert shown.returncode == 0 and " nan " in shown.stdout.splitlines()[-1]
+    check_promote_require_significant(trained_cfg, tmp_path)  # on the same trained model: one training
 
     unregistered = tmp_path / "unregistered.yaml"
     unregistered.write_text(config.to_yaml(replace(trained_cfg, tracking=replace(trained_cfg.tracking,
@@ -203,13 +204,14 @@ def run_with_val_predictions(cfg, probability, like) -> str:
     return active.info.run_id
 
 
-def test_promote_require_significant_moves_the_champion_only_past_the_paired_test(trained_cfg, tmp_path):
+def check_promote_require_significant(trained_cfg, tmp_path):
+    """Version 1 (the trained model) is champion when this starts."""
     from src import predictions
 
     params = str(tmp_path / "params.yaml")
     name = trained_cfg.tracking.registered_model
     client = mlflow.MlflowClient()
-    assert run_main("src.registry", "promote", "--params", params).returncode == 0  # version 1, the trained model
+    client.set_registered_model_alias(name, registry.CHAMPION, "1")
     champion_run = client.get_model_version(name, "1").run_id
     val = predictions.from_run(champion_run, "val")
     source = client.get_model_version(name, "1").source
