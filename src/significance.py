@@ -117,30 +117,33 @@ class _ResampledAuc:
             ranked = score[negatives] if order is None else score[negatives][order]
             below = np.searchsorted(ranked, score[positives], side="left")       # strictly lower
             not_above = np.searchsorted(ranked, score[positives], side="right")  # lower or tied
-            self.models.append((order, below, None if np.array_equal(below, not_above) else not_above))
+            tied = np.flatnonzero(below != not_above)  # positives scored like some negatives
+            self.models.append((order, below, tied, not_above[tied]))
 
     def __call__(self, counts: np.ndarray) -> list[np.ndarray]:
         positive_weight, negative_weight = counts[:self.split], counts[self.split:]
         pairs = positive_weight.sum(axis=0, dtype=np.float64) * negative_weight.sum(axis=0, dtype=np.float64)
         aucs = []
-        for order, below, not_above in self.models:
+        for order, below, tied, not_above in self.models:
             # Row k: the weight of the first k sorted negatives (row 0: none), one column per resample.
             cumulative = np.zeros((negative_weight.shape[0] + 1, counts.shape[1]), dtype=counts.dtype)
             np.cumsum(negative_weight if order is None else negative_weight[order], axis=0, out=cumulative[1:])
             lower = cumulative[below]
-            if not_above is not None:  # ties between a positive and negatives count a half
-                lower += cumulative[not_above]
-                lower *= 0.5
+            if tied.size:  # a negative tied with a positive counts a half
+                lower[tied] = 0.5 * (lower[tied] + cumulative[not_above])
             with np.errstate(invalid="ignore", divide="ignore"):  # a resample of one class has no AUC
                 aucs.append(np.einsum("ij,ij->j", positive_weight, lower) / pairs)
         return aucs
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
-    """(n, resamples) float32 counts: how often each review is drawn in each resample of n reviews."""
-    draws = rng.integers(0, n, size=(resamples, n), dtype=np.int32) * np.int32(resamples)  # below 2**31
-    draws += np.arange(resamples, dtype=np.int32)[:, None]  # review * resamples + resample: row-major (n, resamples)
-    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(n, resamples).astype(np.float32)
+    """(n, resamples) float32 counts: how often each review is drawn in each resample of n reviews.
+    Counted one resample at a time: the counts of one fit in the CPU's cache, those of all do not."""
+    draws = rng.integers(0, n, size=(resamples, n), dtype=np.intp)
+    counts = np.empty((resamples, n), dtype=np.float32)
+    for j in range(resamples):
+        counts[j] = np.bincount(draws[j], minlength=n)
+    return np.ascontiguousarray(counts.T)
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
