@@ -28,8 +28,10 @@ STAGE_FAULTS = [
     ("download", "raw", "raw", ["data/raw"]),
     ("tokenize", "tokens", "tokens", ["data/tokens"]),
     ("train", "model.keras", "run.json",
-     ["models/model.keras", "models/vocab.txt", "models/settings.json", "models/run.json", "reports/history.csv"]),
-    ("evaluate", "roc.csv", "metrics.json", ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv"]),
+     ["models/model.keras", "models/vocab.txt", "models/settings.json", "models/run.json", "reports/history.csv",
+      "reports/predictions/val.npz"]),
+    ("evaluate", "roc.csv", "metrics.json",
+     ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv", "reports/predictions/test.npz"]),
 ]
 
 
