@@ -45,10 +45,7 @@ class Run:
 
 
 def _client(cfg: config.Config):
-    store = tracking.tracking_uri()
-    db = tracking.sqlite_path(store)
-    if db is not None and not db.is_file():
-        raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
+    tracking.require_store()
     client, _ = tracking.connect(cfg)
     return client
 

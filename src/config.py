@@ -251,11 +251,19 @@ def compose(overrides: list[str] = ()) -> Config:
 
 def load(path: str | Path = PARAMS_FILE) -> Config:
     """Read and validate the composed config DVC tracks."""
+    return _parse_params(path, _read_params(path))
+
+
+def _read_params(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run `python -m src.config` to compose it from conf/")
+    return path.read_text(encoding="utf-8")
+
+
+def _parse_params(path: str | Path, text: str) -> Config:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {first_line(exc)}") from None
     if not isinstance(raw, dict):
@@ -296,8 +304,9 @@ def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
     composes to with the overrides recorded in it, so that what DVC records as the stage's
     params is the configuration researchers see in conf/. Under `dvc exp run` DVC has just
     composed it from conf/ (writing no record), so it is taken as it is."""
-    cfg = load(path)
-    overrides = recorded_overrides(Path(path).read_text(encoding="utf-8"))
+    text = _read_params(path)
+    cfg = _parse_params(path, text)
+    overrides = recorded_overrides(text)
     if overrides is None:
         if os.environ.get(EXPERIMENT_ENV):
             return cfg

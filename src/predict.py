@@ -88,10 +88,7 @@ def registry_classifier(uri: str) -> ReviewClassifier:
 
     from src import tracking
 
-    store = tracking.tracking_uri()
-    db = tracking.sqlite_path(store)
-    if db is not None and not db.is_file():
-        raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
+    store = tracking.require_store()
     mlflow.set_tracking_uri(store)
     try:
         loaded = mlflow.pyfunc.load_model(uri)

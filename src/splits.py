@@ -49,10 +49,12 @@ def save_padded(path: Path, x: np.ndarray, y: np.ndarray, review_ids: np.ndarray
 
 def load_review_ids(path: Path) -> np.ndarray:
     """The review ids of a token or padded split file, row by row."""
-    data = load_npz(path)
-    if "review_ids" not in data:
-        raise UserError(f"{path} was written by an older version, without review ids: re-run `dvc repro`")
-    return data["review_ids"]
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the stage that writes it (`dvc repro`)")
+    with np.load(path, allow_pickle=False) as data:  # members load lazily: only this one is read
+        if "review_ids" not in data.files:
+            raise UserError(f"{path} was written by an older version, without review ids: re-run `dvc repro`")
+        return data["review_ids"]
 
 
 def load_padded(path: Path) -> tuple[np.ndarray, np.ndarray]:

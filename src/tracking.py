@@ -48,6 +48,26 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def process_tags() -> dict[str, str]:
+    """Which process on which host runs the run (mark_orphaned_runs_killed reads them)."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def commit_tag() -> dict[str, str]:
+    commit = git_commit()
+    return {"mlflow.source.git.commit": commit} if commit else {}
+
+
+def require_store() -> str:
+    """The tracking URI, after checking that an embedded store exists (a command that only reads
+    runs must not create an empty mlflow.db)."""
+    store = tracking_uri()
+    db = sqlite_path(store)
+    if db is not None and not db.is_file():
+        raise UserError(f"no MLflow store at {store}: run `dvc repro` first, or set MLFLOW_TRACKING_URI")
+    return store
+
+
 def mark_orphaned_runs_killed(client, experiment_id: str) -> list[str]:
     """KILLED for RUNNING runs started on this host by a process that no longer exists."""
     host = socket.gethostname()
@@ -157,11 +177,9 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
     mark_orphaned_runs_killed(client, experiment_id)
     if run_id is not None and _find_run(client, run_id) is None:
         raise UserError(f"MLflow run {run_id} is not in {tracking_uri()}: re-run training (`dvc repro -f train`)")
-    base_tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    base_tags = process_tags()
     if run_id is None:
-        commit = git_commit()
-        if commit:
-            base_tags["mlflow.source.git.commit"] = commit
+        base_tags |= commit_tag()
         if os.environ.get("DVC_EXP_NAME"):
             base_tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
         if parent_run_id:
@@ -194,15 +212,13 @@ def open_study_run(cfg: Config, run_id: str | None) -> str:
     in this process or in worker processes nest under it by id."""
     client, experiment_id = connect(cfg)
     mark_orphaned_runs_killed(client, experiment_id)
-    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), "optuna.study": cfg.sweep.study_name}
+    tags = process_tags() | {"optuna.study": cfg.sweep.study_name}
     if run_id is not None and _find_run(client, run_id) is not None:
         client.update_run(run_id, status="RUNNING")
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
         return run_id
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
+    tags |= commit_tag()
     run = client.create_run(experiment_id, run_name=cfg.sweep.study_name, tags=tags)
     sweep_params = {f"sweep.{k}": str(v) for k, v in cfg.to_dict()["sweep"].items()}
     client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in sweep_params.items()])
@@ -215,11 +231,8 @@ def parent_run(cfg: Config, run_name: str, tags: dict[str, str]):
     client, not as the active run, and closed with a truthful status like run()."""
     client, experiment_id = connect(cfg)
     mark_orphaned_runs_killed(client, experiment_id)
-    base = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-    commit = git_commit()
-    if commit:
-        base["mlflow.source.git.commit"] = commit
-    run_id = client.create_run(experiment_id, run_name=run_name, tags=base | tags).info.run_id
+    run_id = client.create_run(experiment_id, run_name=run_name,
+                               tags=process_tags() | commit_tag() | tags).info.run_id
     client.log_batch(run_id, params=[_param(k, v) for k, v in flat_params(cfg).items()])
     try:
         yield run_id
