@@ -10,6 +10,8 @@ so seed noise and test-sample noise are both in view.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,10 +104,10 @@ class _ResampledAuc:
     """ROC AUC of two models' scores on the same resamples of the reviews, exactly as if each
     resample were scored from scratch (tied scores count a half), without sorting per resample.
 
-    Resamples are columns of counts, how often each review was drawn, with the reviews as rows
+    Resamples are rows of counts, how often each review was drawn, with the reviews as columns
     in `self.layout` order: positives first, then negatives in A's score order. A positive's
     share of the AUC is the drawn weight of the negatives scored below it, plus half of those
-    tied with it: a cumulative sum down the sorted negatives, read at rows found once."""
+    tied with it: a cumulative sum along the sorted negatives, read at columns found once."""
 
     def __init__(self, labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray):
         positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
@@ -121,29 +123,50 @@ class _ResampledAuc:
             self.models.append((order, below, tied, not_above[tied]))
 
     def __call__(self, counts: np.ndarray) -> list[np.ndarray]:
-        positive_weight, negative_weight = counts[:self.split], counts[self.split:]
-        pairs = positive_weight.sum(axis=0, dtype=np.float64) * negative_weight.sum(axis=0, dtype=np.float64)
+        positive_weight, negative_weight = counts[:, :self.split], counts[:, self.split:]
+        pairs = positive_weight.sum(axis=1, dtype=np.float64) * negative_weight.sum(axis=1, dtype=np.float64)
         aucs = []
         for order, below, tied, not_above in self.models:
-            # Row k: the weight of the first k sorted negatives (row 0: none), one column per resample.
-            cumulative = np.zeros((negative_weight.shape[0] + 1, counts.shape[1]), dtype=counts.dtype)
-            np.cumsum(negative_weight if order is None else negative_weight[order], axis=0, out=cumulative[1:])
-            lower = cumulative[below]
+            # Column k: the weight of the first k sorted negatives (column 0: none), one row per resample.
+            cumulative = np.zeros((counts.shape[0], negative_weight.shape[1] + 1), dtype=counts.dtype)
+            np.cumsum(negative_weight if order is None else negative_weight[:, order], axis=1, out=cumulative[:, 1:])
+            lower = cumulative[:, below]
             if tied.size:  # a negative tied with a positive counts a half
-                lower[tied] = 0.5 * (lower[tied] + cumulative[not_above])
+                lower[:, tied] = 0.5 * (lower[:, tied] + cumulative[:, not_above])
             with np.errstate(invalid="ignore", divide="ignore"):  # a resample of one class has no AUC
-                aucs.append(np.einsum("ij,ij->j", positive_weight, lower) / pairs)
+                aucs.append(np.einsum("ij,ij->i", positive_weight, lower) / pairs)
         return aucs
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
-    """(n, resamples) float32 counts: how often each review is drawn in each resample of n reviews.
+    """(resamples, n) float32 counts: how often each review is drawn in each resample of n reviews.
     Counted one resample at a time: the counts of one fit in the CPU's cache, those of all do not."""
-    draws = rng.integers(0, n, size=(resamples, n), dtype=np.intp)
+    draws = rng.integers(0, n, size=(resamples, n), dtype=np.uint32 if n < 2**32 else np.int64)  # 32-bit draws are cheaper
     counts = np.empty((resamples, n), dtype=np.float32)
     for j in range(resamples):
         counts[j] = np.bincount(draws[j], minlength=n)
-    return np.ascontiguousarray(counts.T)
+    return counts
+
+
+def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The accuracy differences B - A of `resamples` resamples of the reviews, and the AUC
+    differences (NaN without an AUC). Chunks of resamples run on every CPU (NumPy releases the
+    GIL in its loops); each chunk draws from its own stream spawned from `seed`, so the result
+    does not depend on the number of threads."""
+    n = len(gain)
+    sizes = [min(_CHUNK, resamples - start) for start in range(0, resamples, _CHUNK)]
+    streams = np.random.SeedSequence(seed).spawn(len(sizes))
+
+    def chunk(stream: np.random.SeedSequence, size: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = _resample_counts(np.random.default_rng(stream), size, n)
+        if auc is None:
+            return counts @ gain / n, np.full(size, np.nan)
+        resampled_a, resampled_b = auc(counts)
+        return counts @ gain / n, resampled_b - resampled_a
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        chunks = list(pool.map(chunk, streams, sizes))
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
@@ -160,20 +183,11 @@ def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed:
     auc = _ResampledAuc(labels, a.probability, b.probability) if both_classes else None
     if auc:
         gain = gain[auc.layout]  # resample counts are over the reviews in the AUC's layout
-        point_auc_a, point_auc_b = (float(x[0]) for x in auc(np.ones((n, 1), dtype=np.float64)))
+        point_auc_a, point_auc_b = (float(x[0]) for x in auc(np.ones((1, n), dtype=np.float64)))
     else:
         point_auc_a = point_auc_b = float("nan")
 
-    rng = np.random.default_rng(seed)
-    accuracy_differences, auc_differences = [], []
-    for start in range(0, resamples, _CHUNK):
-        counts = _resample_counts(rng, min(_CHUNK, resamples - start), n)
-        accuracy_differences.append(gain @ counts / n)
-        if auc:
-            resampled_a, resampled_b = auc(counts)
-            auc_differences.append(resampled_b - resampled_a)
-    accuracy_differences = np.concatenate(accuracy_differences)
-    auc_differences = np.concatenate(auc_differences) if auc_differences else np.full(1, np.nan)
+    accuracy_differences, auc_differences = _bootstrap(gain, auc, resamples, seed)
 
     def interval(values: np.ndarray) -> tuple[float, float]:
         finite = values[np.isfinite(values)]  # a resample holding one class only has no AUC

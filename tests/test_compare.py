@@ -77,7 +77,7 @@ def test_resampled_auc_is_the_weighted_auc_of_each_resample_ties_included():
     resampled_a, resampled_b = auc(counts)
     for row in range(5):
         weights = np.empty(200)
-        weights[auc.layout] = counts[:, row]  # a resample is a column, over the reviews in the AUC's layout
+        weights[auc.layout] = counts[row]  # a resample is a row, over the reviews in the AUC's layout
         assert resampled_a[row] == pytest.approx(roc_auc_score(a.label, a.probability, sample_weight=weights))
         assert resampled_b[row] == pytest.approx(roc_auc_score(b.label, b.probability, sample_weight=weights))
     c = significance.compare(a, b)
