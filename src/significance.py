@@ -10,8 +10,6 @@ so seed noise and test-sample noise are both in view.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +20,7 @@ from src.predictions import Predictions
 ALPHA = 0.05         # significance level: the verdict's test and the intervals' 95%
 RESAMPLES = 10_000   # bootstrap resamples of the reviews
 SEED = 0             # of the bootstrap: the same inputs give the same intervals
-_CHUNK = 50          # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
+_CHUNK = 25          # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
 
 NO_DIFFERENCE = "no detectable difference at this sample size"
 
@@ -91,13 +89,17 @@ def combine(runs: list[Predictions], names: list[str]) -> Side:
 
 def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
     """Two-sided exact McNemar p-value: under no difference, each discordant review is equally
-    likely to favour either side (a fair coin), so the smaller count is binomial(n, 1/2)."""
-    from scipy.stats import binomtest
-
+    likely to favour either side (a fair coin), so the smaller count k is binomial(n, 1/2) and
+    p = 2 P(X <= k), at most 1. Summed in whole numbers: exact for any n."""
     n = only_a_right + only_b_right
-    if n == 0:
+    k = min(only_a_right, only_b_right)
+    if 2 * k == n:
         return 1.0
-    return float(binomtest(min(only_a_right, only_b_right), n, 0.5).pvalue)
+    term = tail = 1  # C(n, 0)
+    for i in range(1, k + 1):
+        term = term * (n - i + 1) // i  # C(n, i)
+        tail += term
+    return min(1.0, 2 * tail / 2 ** n)
 
 
 class _ResampledAuc:
@@ -128,14 +130,33 @@ class _ResampledAuc:
         aucs = []
         for order, below, tied, not_above in self.models:
             # Column k: the weight of the first k sorted negatives (column 0: none), one row per resample.
-            cumulative = np.zeros((counts.shape[0], negative_weight.shape[1] + 1), dtype=counts.dtype)
-            np.cumsum(negative_weight if order is None else negative_weight[:, order], axis=1, out=cumulative[:, 1:])
+            cumulative = _cumulative(negative_weight if order is None else negative_weight[:, order])
             lower = cumulative[:, below]
             if tied.size:  # a negative tied with a positive counts a half
                 lower[:, tied] = 0.5 * (lower[:, tied] + cumulative[:, not_above])
             with np.errstate(invalid="ignore", divide="ignore"):  # a resample of one class has no AUC
                 aucs.append(np.einsum("ij,ij->i", positive_weight, lower) / pairs)
         return aucs
+
+
+_BLOCK = 32  # columns summed at a time by one small matrix product in _cumulative
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """Row-wise sums of the first k columns of (rows, m) weights, k = 0..m: shape (rows, m + 1).
+
+    The same numbers as a cumulative sum, computed by blocks: within a block of _BLOCK columns
+    by a product with a triangle of ones (a matrix product, which the CPU runs many columns at
+    a time, where a cumulative sum adds one column after another), then each block's total
+    carried into the next. Counts are whole numbers, so the float sums are exact."""
+    rows, m = weights.shape
+    blocks = -(-(m + 1) // _BLOCK)
+    padded = np.zeros((rows, blocks * _BLOCK), dtype=weights.dtype)
+    padded[:, 1:m + 1] = weights  # column 0 stays 0: the sum of no columns
+    triangle = np.triu(np.ones((_BLOCK, _BLOCK), dtype=weights.dtype))
+    sums = (padded.reshape(rows * blocks, _BLOCK) @ triangle).reshape(rows, blocks, _BLOCK)
+    sums[:, 1:, :] += np.cumsum(sums[:, :-1, -1], axis=1)[:, :, None]
+    return sums.reshape(rows, blocks * _BLOCK)[:, :m + 1]
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
@@ -150,23 +171,19 @@ def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.nda
 
 def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The accuracy differences B - A of `resamples` resamples of the reviews, and the AUC
-    differences (NaN without an AUC). Chunks of resamples run on every CPU (NumPy releases the
-    GIL in its loops); each chunk draws from its own stream spawned from `seed`, so the result
-    does not depend on the number of threads."""
+    differences (NaN without an AUC), drawn _CHUNK resamples at a time."""
     n = len(gain)
-    sizes = [min(_CHUNK, resamples - start) for start in range(0, resamples, _CHUNK)]
-    streams = np.random.SeedSequence(seed).spawn(len(sizes))
-
-    def chunk(stream: np.random.SeedSequence, size: int) -> tuple[np.ndarray, np.ndarray]:
-        counts = _resample_counts(np.random.default_rng(stream), size, n)
+    rng = np.random.default_rng(seed)
+    accuracy, auc_differences = [], []
+    for start in range(0, resamples, _CHUNK):
+        counts = _resample_counts(rng, min(_CHUNK, resamples - start), n)
+        accuracy.append(counts @ gain / n)
         if auc is None:
-            return counts @ gain / n, np.full(size, np.nan)
-        resampled_a, resampled_b = auc(counts)
-        return counts @ gain / n, resampled_b - resampled_a
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        chunks = list(pool.map(chunk, streams, sizes))
-    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+            auc_differences.append(np.full(len(counts), np.nan))
+        else:
+            resampled_a, resampled_b = auc(counts)
+            auc_differences.append(resampled_b - resampled_a)
+    return np.concatenate(accuracy), np.concatenate(auc_differences)
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
