@@ -10,7 +10,11 @@ so seed noise and test-sample noise are both in view.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -20,6 +24,7 @@ from src.predictions import Predictions
 ALPHA = 0.05         # significance level: the verdict's test and the intervals' 95%
 RESAMPLES = 10_000   # bootstrap resamples of the reviews
 SEED = 0             # of the bootstrap: the same inputs give the same intervals
+_STREAMS = 8         # independent streams of resamples, spread over the CPUs
 _CHUNK = 25          # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
 
 NO_DIFFERENCE = "no detectable difference at this sample size"
@@ -169,11 +174,12 @@ def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.nda
     return counts
 
 
-def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The accuracy differences B - A of `resamples` resamples of the reviews, and the AUC
-    differences (NaN without an AUC), drawn _CHUNK resamples at a time."""
+def _resampled_differences(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int,
+                           stream: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    """The accuracy differences B - A of `resamples` resamples of the reviews drawn from one
+    stream, and the AUC differences (NaN without an AUC), _CHUNK resamples at a time."""
     n = len(gain)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(stream)
     accuracy, auc_differences = [], []
     for start in range(0, resamples, _CHUNK):
         counts = _resample_counts(rng, min(_CHUNK, resamples - start), n)
@@ -184,6 +190,29 @@ def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed
             resampled_a, resampled_b = auc(counts)
             auc_differences.append(resampled_b - resampled_a)
     return np.concatenate(accuracy), np.concatenate(auc_differences)
+
+
+def _one_blas_thread() -> None:
+    """In a worker process: its matrix products on one thread, as the workers share the CPUs."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """_resampled_differences of all resamples: _STREAMS seeded streams of draws, computed in
+    as many processes as there are CPUs (threads would wait on each other: NumPy's counting
+    holds the interpreter lock). The streams, not the CPUs, fix the result."""
+    sizes = [size for size in (len(part) for part in np.array_split(np.arange(resamples), _STREAMS)) if size]
+    streams = np.random.SeedSequence(seed).spawn(len(sizes))
+    workers = min(len(sizes), os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_one_blas_thread) as pool:
+            parts = list(pool.map(_resampled_differences, repeat(gain), repeat(auc), sizes, streams))
+    else:
+        parts = [_resampled_differences(gain, auc, size, stream) for size, stream in zip(sizes, streams)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
