@@ -44,10 +44,14 @@ class Run:
         return self.reference
 
 
+_clients: dict[str, object] = {}  # one client per store for the whole command: opening one is slow
+
+
 def _client(cfg: config.Config):
-    tracking.require_store()
-    client, _ = tracking.connect(cfg)
-    return client
+    uri = tracking.require_store()
+    if uri not in _clients:
+        _clients[uri], _ = tracking.connect(cfg)
+    return _clients[uri]
 
 
 def run_id_of(reference: str, cfg: config.Config) -> str:

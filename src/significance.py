@@ -10,6 +10,8 @@ so seed noise and test-sample noise are both in view.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -199,17 +201,27 @@ def _one_blas_thread() -> None:
     threadpool_limits(1)
 
 
+@functools.cache
+def _workers() -> ProcessPoolExecutor | None:
+    """One process per CPU, started (forked) on first use and kept for the next comparison:
+    threads would wait on each other, as NumPy's counting holds the interpreter lock."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    pool = ProcessPoolExecutor(min(cpus, _STREAMS), mp_context=multiprocessing.get_context("fork"),
+                               initializer=_one_blas_thread)
+    atexit.register(pool.shutdown)
+    return pool
+
+
 def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """_resampled_differences of all resamples: _STREAMS seeded streams of draws, computed in
-    as many processes as there are CPUs (threads would wait on each other: NumPy's counting
-    holds the interpreter lock). The streams, not the CPUs, fix the result."""
+    """_resampled_differences of all resamples, in _STREAMS seeded streams of draws spread over
+    the worker processes. The streams, not the CPUs, fix the result."""
     sizes = [size for size in (len(part) for part in np.array_split(np.arange(resamples), _STREAMS)) if size]
     streams = np.random.SeedSequence(seed).spawn(len(sizes))
-    workers = min(len(sizes), os.cpu_count() or 1)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_one_blas_thread) as pool:
-            parts = list(pool.map(_resampled_differences, repeat(gain), repeat(auc), sizes, streams))
+    pool = _workers()
+    if pool is not None and len(sizes) > 1:
+        parts = list(pool.map(_resampled_differences, repeat(gain), repeat(auc), sizes, streams))
     else:
         parts = [_resampled_differences(gain, auc, size, stream) for size, stream in zip(sizes, streams)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
