@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline import write_results  # noqa: E402
-from src import significance  # noqa: E402
-from src.predictions import Predictions  # noqa: E402
+from src.lib import significance  # noqa: E402
+from src.lib.predictions import Predictions  # noqa: E402
 
 
 def synthetic_pair(n: int, seed: int = 0) -> tuple[Predictions, Predictions]:

@@ -33,10 +33,10 @@ from train_speed import WORK  # noqa: E402
 
 def split_scores(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (labels, positive probabilities)} of one run's model, validation and test."""
-    from src import config
-    from src.batches import predict
-    from src.model import load_model
-    from src.pad import load_split
+    from src.lib import config
+    from src.lib.batches import predict
+    from src.lib.model import load_model
+    from src.lib.data import load_split
 
     # The run's overrides on today's conf/ (a run's own params.yaml may predate a newer key);
     # paths are relative to its scratch copy.
@@ -52,7 +52,7 @@ def split_scores(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def main() -> None:
-    from src.evaluate import score
+    from src.lib.evaluation import score
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", help="names of finished benchmarks/pipeline.py runs")

@@ -64,8 +64,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from src import config
-    from src.predict import THRESHOLD, pipeline_classifier
+    from src.lib import config
+    from src.lib.evaluation import THRESHOLD
+    from src.predict import pipeline_classifier
 
     work = args.work.resolve()
     params = work / "params.yaml"

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline import SHARED_ARCHIVE, SHARED_SHA256, write_results  # noqa: E402
 from train_speed import WORK, prepare_tokens  # noqa: E402
 
-from src.config import PRUNERS as SWEEP_PRUNERS  # noqa: E402
+from src.lib.config import PRUNERS as SWEEP_PRUNERS  # noqa: E402
 
 PRUNERS = tuple(p for p in SWEEP_PRUNERS if p != "none")  # "none" is the baseline every run has
 

@@ -9,7 +9,7 @@
 Both sides get the same token ids (the tokenize stage's output on the real archive, made once
 in benchmarks/.work/speed-data/) and run in their own process, one after the other, so peak
 memory is each side's own. The reference is benchmarks/seed_reference.py (the lecture's model
-and calls); the pipeline side is `src.train.train` on the same model and hyperparameters (the
+and calls); the pipeline side is the train stage (`src.stages.train.train`) on the same model and hyperparameters (the
 lecture12 preset: maxlen 200, 128 units, batch 64) with the pipeline's speed settings on, plus
 any overrides, then `src.batches.predict` on the test split. Prints per-epoch seconds,
 training and evaluation reviews/s, validation accuracy per epoch, peak memory and the
@@ -58,7 +58,7 @@ def prepare_tokens(archive: str, sha256: str) -> Path:
 
 def subset_tokens(tokens: Path, fraction: float, out: Path) -> Path:
     """The first `fraction` of each split after a seeded shuffle (per class, so balance holds)."""
-    from src.splits import load_ragged, load_review_ids, save_ragged
+    from src.lib.data import load_ragged, load_review_ids, save_ragged
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_bytes((tokens / "vocab.txt").read_bytes())
@@ -101,7 +101,7 @@ class Timer:
 def run_reference(tokens: Path, epochs: int) -> dict:
     import seed_reference as ref
 
-    from src.splits import load_ragged
+    from src.lib.data import load_ragged
 
     (train_ids, y_train), (val_ids, y_val) = (load_ragged(tokens / f"{s}.npz") for s in ("train", "val"))
     test_ids, y_test = load_ragged(tokens / "test.npz")
@@ -118,10 +118,11 @@ def run_reference(tokens: Path, epochs: int) -> dict:
 
 
 def run_pipeline(tokens: Path, epochs: int, overrides: list[str], work: Path) -> dict:
-    from src import batches, config
-    from src.model import load_model
-    from src.pad import load_split
-    from src.train import HISTORY_FILE, MODEL_FILE, train
+    from src.lib import batches, config
+    from src.lib.model import load_model
+    from src.lib.data import load_split
+    from src.lib.model_folder import MODEL_FILE
+    from src.stages.train import HISTORY_FILE, train
 
     cfg = config.compose([*SPEED_DEFAULTS, f"train.epochs={epochs}", *overrides,
                           f"paths.tokens={tokens}", f"paths.padded={work / 'padded'}",

@@ -21,9 +21,8 @@ import re
 import sys
 from pathlib import Path
 
-from src import config, predictions, significance, tracking
-from src.errors import UserError, command, first_line
-from src.splits import read_json
+from src.lib import config, model_folder, predictions, significance, tracking
+from src.lib.errors import UserError, command, first_line
 
 SPLITS = {"test": "test", "val": "validation"}
 WORKSPACE = "workspace"
@@ -82,8 +81,8 @@ def run_id_of(reference: str, cfg: config.Config) -> str:
 def load_run(reference: str, cfg: config.Config) -> Run:
     if reference == WORKSPACE:
         folder = Path(cfg.paths.reports) / predictions.DIRECTORY
-        run_file = Path(cfg.paths.model) / "run.json"
-        run_id = read_json(run_file)["run_id"] if run_file.is_file() else None
+        trained = Path(cfg.paths.model)
+        run_id = model_folder.read_run(trained)["run_id"] if (trained / model_folder.RUN_FILE).is_file() else None
         splits = {split: predictions.load(folder / predictions.file_name(split)) for split in SPLITS}
         return Run(reference, run_id, splits)
     run_id = run_id_of(reference, cfg)

@@ -13,80 +13,22 @@ model was trained with and length-bucketed batches, so 25,000 reviews take secon
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
-from src import batches, config
-from src.errors import UserError, command, first_line
-from src.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, pad
-from src.train import MODEL_FILE
-
-SETTINGS_FILE = "settings.json"    # how the model's input was padded and batched
-THRESHOLD = 0.5                    # probability at or above which a review is labelled positive
-
-
-class ReviewClassifier:
-    """Raw review strings -> positive-class probability, exactly as training saw reviews."""
-
-    def __init__(self, model, vocabulary: Vocabulary, settings: dict):
-        self.model = model
-        self.vocabulary = vocabulary
-        self.padding = settings["padding"]               # maxlen, padding, truncating
-        self.batching = config.TrainConfig(**settings["train"])
-
-    @staticmethod
-    def settings(cfg: config.Config) -> dict:
-        from src.pad import padding_settings
-
-        return {"padding": padding_settings(cfg), "train": asdict(cfg.train)}
-
-    @classmethod
-    def from_files(cls, model: str | Path, vocabulary: str | Path, settings: str | Path) -> "ReviewClassifier":
-        for path in (model, vocabulary, settings):
-            if not Path(path).is_file():
-                raise UserError(f"{path} not found: train a model first (`dvc repro`) or pass --model")
-        from src.model import load_model  # imports TensorFlow: after the checks, which need none
-
-        return cls(load_model(model), Vocabulary.load(vocabulary), json.loads(Path(settings).read_text()))
-
-    def predict_proba(self, reviews: list[str]) -> np.ndarray:
-        sequences = [np.asarray(self.vocabulary.encode(review), dtype=np.int32) for review in reviews]
-        if not sequences:
-            return np.empty(0, dtype="float32")
-        return batches.predict(self.model, pad(sequences, **self.padding), self.batching)
-
-
-def write_companions(cfg: config.Config, model_dir: Path) -> dict[str, Path]:
-    """Put the vocabulary and the padding settings beside a saved model, so that the model
-    directory alone turns raw text into predictions; return the three files by role. The
-    train stage calls it on its staging folder, which is published whole (src.artifacts)."""
-    vocab = Path(cfg.paths.tokens) / VOCAB_FILE
-    if not vocab.is_file():
-        raise UserError(f"{vocab} not found: run the tokenize stage (`dvc repro tokenize`)")
-    # The model saw ids below data.num_words only (src.pad.cut_vocabulary): keep those words.
-    Vocabulary(Vocabulary.load(vocab).words[: cfg.data.num_words - FIRST_WORD_ID]).save(model_dir / VOCAB_FILE)
-    (model_dir / SETTINGS_FILE).write_text(json.dumps(ReviewClassifier.settings(cfg), indent=2) + "\n")
-    return model_files(model_dir)
-
-
-def model_files(model_dir: Path) -> dict[str, Path]:
-    return {"model": model_dir / MODEL_FILE, "vocabulary": model_dir / VOCAB_FILE,
-            "settings": model_dir / SETTINGS_FILE}
+from src.lib import config, tracking
+from src.lib.errors import UserError, command, first_line
+from src.lib.evaluation import THRESHOLD
+from src.lib.model_folder import ReviewClassifier
 
 
 def pipeline_classifier(cfg: config.Config) -> ReviewClassifier:
-    return ReviewClassifier.from_files(**model_files(Path(cfg.paths.model)))
+    return ReviewClassifier.from_folder(cfg.paths.model)
 
 
 def registry_classifier(uri: str) -> ReviewClassifier:
     """The classifier inside an MLflow model (`models:/imdb-lstm@champion`, `runs:/<id>/model`)."""
     import mlflow
-
-    from src import tracking
 
     store = tracking.require_store()
     mlflow.set_tracking_uri(store)

@@ -14,38 +14,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-from src import config, tracking
-from src.errors import UserError, command
-from src.evaluate import evaluate  # the stages' own functions, until they move to a library
-from src.train import train
+from src.lib import batches, config, data, evaluation, predictions, tracking, training
+from src.lib.errors import UserError, command
 
 
 def repeat(cfg: config.Config, seeds: int, overrides: list[str] = ()) -> dict:
     """Train and evaluate `seeds` repeats under one parent run; return its id, the children's
     ids and their accuracies."""
     children, val, test = [], [], []
-    with tempfile.TemporaryDirectory(prefix="imdb-lstm-repeat-") as scratch, \
-            tracking.parent_run(cfg, cfg.tracking.run_name or f"repeat-{seeds}-seeds",
-                                {"repeat.seeds": str(seeds), "repeat.overrides": " ".join(overrides)}) as parent:
+    train_split, val_split, test_split = (data.load(cfg, split) for split in data.SPLITS)
+    with tracking.parent_run(cfg, cfg.tracking.run_name or f"repeat-{seeds}-seeds",
+                             {"repeat.seeds": str(seeds), "repeat.overrides": " ".join(overrides)}) as parent:
         for k in range(seeds):
-            folder = Path(scratch) / f"repeat-{k}"
-            repeat_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k * cfg.train.ensemble),
-                                 tracking=replace(cfg.tracking, registered_model=None,
-                                                  run_name=f"repeat-{k}-seed-{cfg.train.seed + k * cfg.train.ensemble}"),
-                                 paths=replace(cfg.paths, model=str(folder / "models"), reports=str(folder / "reports")))
-            result = train(repeat_cfg, parent_run_id=parent, tags={"repeat.index": str(k)})
-            metrics = evaluate(repeat_cfg)
-            children.append(result["run_id"])
-            val.append(result["best_val_accuracy"])
+            seed = cfg.train.seed + k * cfg.train.ensemble  # an ensemble's members take seeds seed..seed+ensemble-1
+            repeat_cfg = replace(cfg, train=replace(cfg.train, seed=seed),
+                                 tracking=replace(cfg.tracking, run_name=f"repeat-{k}-seed-{seed}"))
+            with tracking.run(repeat_cfg, parent_run_id=parent,
+                              tags=data.source_tags(cfg) | {"repeat.index": str(k)}) as active:
+                tracking.log_params(repeat_cfg)
+                fitted = training.fit(repeat_cfg, train_split, val_split)
+                training.log_fitted(fitted)
+                p_test = batches.predict(fitted.model, test_split.x, cfg.train)
+                metrics, _ = evaluation.score(test_split.y.astype(int), p_test)
+                evaluation.log_to_active_run(metrics)
+                predictions.log_to_active_run("test", predictions.Predictions(p_test, test_split.y,
+                                                                              test_split.review_ids))
+            children.append(active.info.run_id)
+            val.append(fitted.best_val_accuracy)
             test.append(metrics["accuracy"])
-            print(f"repeat {k}: seed {repeat_cfg.train.seed}, val {val[-1]:.4f}, test {test[-1]:.4f} "
-                  f"(run {result['run_id']})", flush=True)
+            print(f"repeat {k}: seed {seed}, val {val[-1]:.4f}, test {test[-1]:.4f} "
+                  f"(run {children[-1]})", flush=True)
         summary = {"val_accuracy_mean": float(np.mean(val)), "val_accuracy_sd": float(np.std(val, ddof=1)),
                    "test_accuracy_mean": float(np.mean(test)), "test_accuracy_sd": float(np.std(test, ddof=1))}
         tracking.log_to_run(parent, metrics=summary, tags={"repeat.children": ",".join(children)})
@@ -56,7 +58,7 @@ def _parse(argv: list[str]):
     parser = argparse.ArgumentParser(prog="python -m src.repeat", description=__doc__.splitlines()[0],
                                      epilog="example: python -m src.repeat --seeds 3 experiment=lecture12")
     parser.add_argument("--seeds", type=int, default=3, help="how many repeats (>= 2), default 3")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, as for python -m src.train")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, as for python -m src.stages.train")
     return parser.parse_args(argv)
 
 

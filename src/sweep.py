@@ -3,10 +3,10 @@
     python -m src.sweep sweep.n_trials=30 sweep.pruner=hyperband model.bidirectional=true
 
 Each trial composes conf/ with the command's overrides plus its sampled values, trains through
-`src.train.train` (the code `dvc repro` runs) on a share of the training reviews
+`src.lib.training.fit` (what the train stage fits with) on a share of the training reviews
 (`sweep.train_fraction`) for at most `sweep.epochs`, and reports validation accuracy after every
 epoch so the pruner can stop it. The test split is never used. A trial's maxlen re-pads the
-tokenize stage's output and its data.num_words cuts that vocabulary (src.pad.load_split), so the
+tokenize stage's output and its data.num_words cuts that vocabulary (src.lib.data.load_split), so the
 download, tokenize and pad stages must have run (`dvc repro pad`).
 
 The study lives in `sweep.storage` (default optuna.db at the project root); running the same
@@ -21,7 +21,7 @@ sampled values: the bar the sampled configurations are measured against.
 MLflow: one parent run per study (created once; a resumed sweep and every worker nest under
 it), one child run per trial. The parent holds the running best and, at the end, Optuna's plots.
 The best trial becomes experiments/<preset>.yaml, retrained with
-`python -m src.train experiment=<preset>` or `dvc exp run -S experiment=<preset>`.
+`python -m src.stages.train experiment=<preset>` or `dvc exp run -S experiment=<preset>`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from pathlib import Path
 
 import yaml
 
-from src import config, predictions, significance, tracking
-from src.artifacts import atomic_write_text
-from src.errors import Terminated, UserError, command, first_line
+from src.lib import config, data, predictions, significance, tracking, training
+from src.lib.artifacts import atomic_write_text
+from src.lib.errors import Terminated, UserError, command, first_line
+from src.lib.text import VOCAB_FILE, Vocabulary
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
 BASELINE_ATTR = "baseline"  # trial user attribute: the trial trains the config without sampled values
@@ -199,12 +200,23 @@ def pruning_callback(trial):
     return ReportToOptuna()
 
 
+def train_trial(trial_cfg: config.Config, train_fraction: float, trial, parent_run_id: str,
+                tags: dict[str, str]) -> tuple[str, float]:
+    """Fit the trial's model on its share of the training reviews, under a run nested in the
+    study's; the trial keeps no model files and prints no per-epoch lines (a line per trial)."""
+    train_split = data.load(trial_cfg, "train").subset(train_fraction, trial_cfg.train.seed)
+    val_split = data.load(trial_cfg, "val")
+    with tracking.run(trial_cfg, parent_run_id=parent_run_id, tags=data.source_tags(trial_cfg) | tags) as active:
+        tracking.log_params(trial_cfg, {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {})
+        fitted = training.fit(trial_cfg, train_split, val_split, callbacks=[pruning_callback(trial)], verbose=0)
+        training.log_fitted(fitted)
+    return active.info.run_id, fitted.best_val_accuracy
+
+
 def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: str) -> float:
     import keras
     import optuna
     from optuna.trial import TrialState
-
-    from src.train import train
 
     claimed = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                          TrialState.RUNNING))
@@ -219,8 +231,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
     if is_baseline(trial):
         tags["optuna.baseline"] = "true"
     try:
-        result = train(trial_cfg, train_fraction=cfg.sweep.train_fraction, callbacks=[pruning_callback(trial)],
-                       parent_run_id=parent_run_id, tags=tags, save=False, verbose=0)
+        run_id, best_val_accuracy = train_trial(trial_cfg, cfg.sweep.train_fraction, trial, parent_run_id, tags)
     except Pruned:
         _tag_trial_run(cfg, trial, "PRUNED")
         raise optuna.TrialPruned() from None
@@ -232,9 +243,9 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
         # this the trial would stay RUNNING until its heartbeat went stale.
         trial.study.tell(trial, state=TrialState.FAIL)
         raise
-    trial.set_user_attr("mlflow_run_id", result["run_id"])
-    tracking.log_to_run(result["run_id"], tags={"optuna.state": "COMPLETE"})
-    return result["best_val_accuracy"]
+    trial.set_user_attr("mlflow_run_id", run_id)
+    tracking.log_to_run(run_id, tags={"optuna.state": "COMPLETE"})
+    return best_val_accuracy
 
 
 def _tag_trial_run(cfg: config.Config, trial, state: str) -> None:
@@ -381,8 +392,6 @@ def summary_table(study) -> str:
 
 def check_vocabulary_reach(cfg: config.Config) -> None:
     """A trial can lower data.num_words below the tokenize stage's vocabulary, not raise it."""
-    from src.text import VOCAB_FILE, Vocabulary
-
     dim = config.search_space(cfg).get("data.num_words")
     if dim is None:
         return
@@ -453,7 +462,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     tracking.log_to_run(parent_run_id, tags={"preset": name})
     print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {format_params(best.params)}; "
           f"{time.perf_counter() - started:.0f}s\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n"
-          f"  python -m src.train experiment={name}\n  dvc exp run -S experiment={name}")
+          f"  python -m src.stages.train experiment={name}\n  dvc exp run -S experiment={name}")
     return {"best_value": best.value, "best_params": best.params, "preset": name, "parent_run_id": parent_run_id}
 
 

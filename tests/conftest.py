@@ -23,7 +23,7 @@ import optuna
 import pytest
 import yaml
 
-from src import config
+from src.lib import config
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -138,7 +138,7 @@ def tiny_cfg(tmp_path, tiny_archive) -> config.Config:
 @pytest.fixture
 def prepared_cfg(tiny_cfg, tiny_archive):
     """tiny_cfg with the download, tokenize and pad stages done."""
-    from src import download, pad, tokenize
+    from src.stages import download, pad, tokenize
 
     download.download(tiny_cfg)
     tokenize.tokenize(tiny_cfg)
@@ -158,7 +158,7 @@ def sweep_overrides(tmp_path, tiny_archive):
         "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
         "sweep.preset=tiny-best"]
     cfg = config.compose(overrides)
-    from src import download, pad, tokenize
+    from src.stages import download, pad, tokenize
 
     download.download(cfg)
     tokenize.tokenize(cfg)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from src import config, evaluate, predictions, significance, train
-from src.errors import UserError
-from src.predictions import Predictions
+from src.lib import config, predictions, significance
+from src.stages import evaluate, train
+from src.lib.errors import UserError
+from src.lib.predictions import Predictions
 from tests.conftest import run_main
 
 
@@ -175,7 +176,8 @@ def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared
 def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predictions(tiny_cfg):
     from types import SimpleNamespace
 
-    from src import sweep, tracking
+    from src import sweep
+    from src.lib import tracking
 
     base = synthetic(400, 80)
     trials = []

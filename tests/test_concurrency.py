@@ -13,7 +13,7 @@ from tests.conftest import PROJECT
 OPEN_A_RUN = """
 import sys
 import mlflow
-from src import config, tracking
+from src.lib import config, tracking
 with tracking.run(config.compose(["tracking.run_name=process-" + sys.argv[1]])):
     mlflow.log_metric("value", float(sys.argv[1]))
 """
@@ -35,7 +35,8 @@ def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, 
 
 OPEN_A_STUDY = """
 import sys
-from src import config, sweep
+from src.lib import config
+from src import sweep
 cfg = config.compose(["sweep.storage=" + sys.argv[1]])
 study = sweep.load_study(cfg, sweep.open_storage(cfg), worker=int(sys.argv[2]))
 study.enqueue_trial({"worker": int(sys.argv[2])})  # each process leaves one mark in the study

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from src import config
-from src.errors import UserError
+from src.lib import config
+from src.lib.errors import UserError
 from tests.conftest import PROJECT, run_module
 
 
@@ -149,7 +149,7 @@ def test_settings_that_break_no_rule_pass():
 
 
 def test_train_command_stops_on_bad_config_with_one_line_before_any_work(tmp_path):
-    result = run_module("src.train", "model.units=0", f"paths.model={tmp_path / 'models'}")
+    result = run_module("src.stages.train", "model.units=0", f"paths.model={tmp_path / 'models'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: invalid config: model.units must be > 0, got 0"]
     assert not (tmp_path / "models").exists()
@@ -160,7 +160,7 @@ def test_params_file_with_unknown_key_is_refused(tmp_path):
     params["model"]["layers"] = 2
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    result = run_module("src.pad", "--params", str(path))
+    result = run_module("src.stages.pad", "--params", str(path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: invalid config: model.layers: Key 'layers' not in 'ModelConfig'"]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from src import download
-from src.errors import command
+from src.lib import data
+from src.stages import download
+from src.lib.errors import command
 from tests.conftest import review_files, with_archive, write_archive
 
 
@@ -55,7 +56,7 @@ def test_extracts_labeled_reviews_and_ignores_the_rest(tmp_path, tiny_cfg):
     assert (raw / "aclImdb/train/pos/0_7.txt").read_bytes().startswith(b"a wonderful film")
     assert not (raw / "aclImdb/train/unsup").exists()
     assert not (raw / "aclImdb/train/labeledBow.feat").exists()
-    source = json.loads((raw / download.SOURCE_FILE).read_text())
+    source = json.loads((raw / data.SOURCE_FILE).read_text())
     assert source["sha256"] == with_archive(tiny_cfg, archive).data.sha256
 
 

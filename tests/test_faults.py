@@ -78,7 +78,7 @@ def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
     import threading
     import traceback
 
-    from src.errors import Terminated, install_signal_handlers
+    from src.lib.errors import Terminated, install_signal_handlers
 
     mlflow.set_tracking_uri(isolated_tracking)
     mlflow.set_experiment("signals")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from src import config, sweep
+from src.lib import config
+from src import sweep
 from tests.conftest import PROJECT, free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"

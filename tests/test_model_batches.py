@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src import batches, config
-from src.model import build_model, load_model
-from src.text import pad
+from src.lib import batches, config
+from src.lib.model import build_model, load_model
+from src.lib.text import pad
 
 
 def random_reviews(n: int, maxlen: int, seed: int = 0) -> np.ndarray:

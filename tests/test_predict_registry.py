@@ -14,8 +14,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from src import config, evaluate, predict, registry, train
-from src.pad import load_split
+from src.lib import config, model_folder, registry
+from src.stages import evaluate, train
+from src import predict
+from src.lib.data import load_split
 from tests.conftest import PROJECT, free_port, review_files, run_main, run_module, wait_until_serving
 
 # A long review (far past the tiny maxlen of 12 tokens) whose verdict is in its last words:
@@ -43,11 +45,11 @@ def test_raw_text_gets_the_scores_evaluate_gives_the_token_ids(trained_cfg):
     files = review_files()
     texts = [files[name].decode() for label in ("neg", "pos")
              for name in sorted(n for n in files if n.startswith(f"aclImdb/test/{label}/"))]
-    from src.batches import predict as predict_ids
-    from src.model import load_model
+    from src.lib.batches import predict as predict_ids
+    from src.lib.model import load_model
     x_test, y_test = load_split(trained_cfg, "test")
     assert y_test.tolist() == [0] * 16 + [1] * 16
-    expected = predict_ids(load_model(Path(trained_cfg.paths.model) / train.MODEL_FILE), x_test, trained_cfg.train)
+    expected = predict_ids(load_model(Path(trained_cfg.paths.model) / model_folder.MODEL_FILE), x_test, trained_cfg.train)
     # ...scored from raw text match, review by review, what evaluate scored from the pad stage's arrays.
     np.testing.assert_allclose(classifier.predict_proba(texts), expected, atol=1e-6)
     assert np.abs(np.diff(expected)).max() > 1e-3, "reviews with distinct scores, so an order bug shows"
@@ -85,7 +87,7 @@ def test_predict_without_a_model_is_one_line(tiny_cfg, tmp_path):
     result = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "a film")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: {Path(tiny_cfg.paths.model) / train.MODEL_FILE} not found: train a model first (`dvc repro`) or pass --model"]
+        f"error: {Path(tiny_cfg.paths.model) / model_folder.MODEL_FILE} not found: train a model first (`dvc repro`) or pass --model"]
     no_store = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "--model", "models:/imdb-lstm@champion", "x")
     assert no_store.returncode == 2
     assert no_store.stderr.strip().splitlines() == [
@@ -112,7 +114,7 @@ def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_pa
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
     assert unknown.stderr.startswith("error: cannot load model models:/nothing@champion")
 
-    logged = json.loads((Path(trained_cfg.paths.model) / train.RUN_FILE).read_text())
+    logged = json.loads((Path(trained_cfg.paths.model) / model_folder.RUN_FILE).read_text())
     worse = registry.register(trained_cfg, logged["model_uri"], val_accuracy=float(first.tags[registry.VAL_TAG]) - 0.1,
                               test_accuracy=0.5)
     refused = run_main("src.registry", "promote", "--params", params)
@@ -169,7 +171,7 @@ def test_registry_answers_every_dead_end_with_one_line_and_its_exit_status(train
     one_line(run_main("src.registry", "promote", "--params", params), 1, "version 1 already is champion")
 
     # A version registered outside the pipeline, without the tag promote compares.
-    logged = json.loads((Path(trained_cfg.paths.model) / train.RUN_FILE).read_text())
+    logged = json.loads((Path(trained_cfg.paths.model) / model_folder.RUN_FILE).read_text())
     untagged = mlflow.register_model(logged["model_uri"], name)
     one_line(run_main("src.registry", "promote", "--params", params, "--version", str(untagged.version)), 2,
              f"version {untagged.version} of {name} has no numeric val_accuracy tag")
@@ -196,7 +198,7 @@ def test_registry_without_a_challenger_is_one_line(tiny_cfg, tmp_path):
 
 def run_with_val_predictions(cfg, probability, like) -> str:
     """An MLflow run holding only validation predictions: `like`'s reviews, these probabilities."""
-    from src import predictions, tracking
+    from src.lib import predictions, tracking
 
     with tracking.run(cfg) as active:
         predictions.log_to_active_run("val", predictions.Predictions(np.asarray(probability, dtype=np.float32),
@@ -206,7 +208,7 @@ def run_with_val_predictions(cfg, probability, like) -> str:
 
 def check_promote_require_significant(trained_cfg, tmp_path):
     """Version 1 (the trained model) is champion when this starts."""
-    from src import predictions
+    from src.lib import predictions
 
     params = str(tmp_path / "params.yaml")
     name = trained_cfg.tracking.registered_model

@@ -7,8 +7,9 @@ import optuna
 import pytest
 import yaml
 
-from src import config, sweep
-from src.errors import UserError
+from src.lib import config
+from src import sweep
+from src.lib.errors import UserError
 from tests.conftest import copy_project, run_main, run_module
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
@@ -114,7 +115,7 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
         for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
             assert len(client.get_metric_history(run.info.run_id, metric)) == len(trial.intermediate_values)
     assert (project / "experiments" / "tiny-best.yaml").is_file()
-    assert "python -m src.train experiment=tiny-best" in done.stdout
+    assert "python -m src.stages.train experiment=tiny-best" in done.stdout
 
 
 @pytest.mark.parametrize("override, message", [

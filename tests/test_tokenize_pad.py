@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src import download, pad, tokenize
-from src.errors import UserError
-from src.splits import load_ragged
-from src.text import OOV_ID, Vocabulary, standardize
-from src.text import pad as pad_sequences
+from src.lib import data, model_folder
+from src.stages import download, pad, tokenize
+from src.lib.errors import UserError
+from src.lib.data import load_ragged
+from src.lib.text import OOV_ID, Vocabulary, standardize
+from src.lib.text import pad as pad_sequences
 from tests.conftest import review_files, with_archive, write_archive
 
 
@@ -44,9 +45,9 @@ def test_split_is_stratified_seeded_and_disjoint(tmp_path, tiny_cfg):
     _, val_labels = load_ragged(tokens / "val.npz")
     assert np.bincount(val_labels).tolist() == [4, 4]
     labels = [0] * 10 + [1] * 10
-    first = tokenize.stratified_split(labels, 0.3, seed=7)
-    assert all(np.array_equal(a, b) for a, b in zip(first, tokenize.stratified_split(labels, 0.3, seed=7)))
-    assert not np.array_equal(first[1], tokenize.stratified_split(labels, 0.3, seed=8)[1])
+    first = data.stratified_split(labels, 0.3, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, data.stratified_split(labels, 0.3, seed=7)))
+    assert not np.array_equal(first[1], data.stratified_split(labels, 0.3, seed=8)[1])
     assert set(first[0]).isdisjoint(first[1]) and len(first[0]) + len(first[1]) == 20
 
 
@@ -54,15 +55,15 @@ def test_contiguous_split_holds_out_consecutive_ids_per_label():
     # Two labels, ids shuffled in file order (file names sort as text: 10 before 2).
     ids = [10, 2, 7, 0, 5, 1, 9, 3, 8, 4, 6, 11] * 2
     labels = [0] * 12 + [1] * 12
-    train_idx, val_idx = tokenize.contiguous_split(labels, ids, 0.25, seed=3)
+    train_idx, val_idx = data.contiguous_split(labels, ids, 0.25, seed=3)
     assert set(train_idx).isdisjoint(val_idx) and len(train_idx) + len(val_idx) == 24
     for label in (0, 1):
         held_out = sorted(ids[i] for i in val_idx if labels[i] == label)
         assert len(held_out) == 3 and held_out == list(range(held_out[0], held_out[0] + 3))
-    windows = {tuple(tokenize.contiguous_split(labels, ids, 0.25, seed=s)[1]) for s in range(10)}
+    windows = {tuple(data.contiguous_split(labels, ids, 0.25, seed=s)[1]) for s in range(10)}
     assert len(windows) > 1  # the seed moves the window
     with pytest.raises(UserError, match="empty train or validation"):
-        tokenize.contiguous_split(labels, ids, 0.01, seed=0)
+        data.contiguous_split(labels, ids, 0.01, seed=0)
 
 
 def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
@@ -79,7 +80,7 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
     texts, labels, ids = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
-    train_idx, val_idx = tokenize.validation_split(cfg.data, labels, ids)
+    train_idx, val_idx = data.validation_split(cfg.data, labels, ids)
     marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
     assert {marker(i) for i in train_idx} <= words
     assert {marker(i) for i in val_idx}.isdisjoint(words)
@@ -117,11 +118,11 @@ def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg):
     build_tokens(tmp_path, tiny_cfg)
     pad.pad_splits(tiny_cfg)
     padded = Path(tiny_cfg.paths.padded)
-    assert json.loads((padded / pad.META_FILE).read_text())["maxlen"] == 12
-    x, y = pad.load_split(tiny_cfg, "val")
+    assert json.loads((padded / data.META_FILE).read_text())["maxlen"] == 12
+    x, y = data.load_split(tiny_cfg, "val")
     assert x.shape == (8, 12) and len(y) == 8
     longer = replace(tiny_cfg, data=replace(tiny_cfg.data, maxlen=30))
-    x30, y30 = pad.load_split(longer, "val")
+    x30, y30 = data.load_split(longer, "val")
     assert x30.shape == (8, 30) and np.array_equal(y30, y)
     # Both keep each review's ending ('pre' truncation); the 12-token rows are its last 12 ids.
     for short, long in zip(x, x30):
@@ -129,8 +130,6 @@ def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg):
 
 
 def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, tiny_cfg):
-    from src.predict import write_companions
-
     build_tokens(tmp_path, tiny_cfg)  # num_words=40
     pad.pad_splits(tiny_cfg)
     small = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=12),
@@ -138,13 +137,13 @@ def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, ti
     tokenize.tokenize(small)
     cut = replace(tiny_cfg, data=small.data)  # the 40-word tokens read with num_words=12
     for split in ("train", "val", "test"):
-        x40, _ = pad.load_split(tiny_cfg, split)
-        x_cut, y_cut = pad.load_split(cut, split)
-        x12, y12 = pad.load_split(small, split)
+        x40, _ = data.load_split(tiny_cfg, split)
+        x_cut, y_cut = data.load_split(cut, split)
+        x12, y12 = data.load_split(small, split)
         assert x40.max() >= 12 and x_cut.max() < 12
         assert np.array_equal(x_cut, x12) and np.array_equal(y_cut, y12)
     # A model trained on the cut ids ships the vocabulary they came from.
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    write_companions(cut, model_dir)
+    model_folder.write_companions(model_dir, cut, Vocabulary.load(Path(tiny_cfg.paths.tokens) / "vocab.txt"))
     assert (model_dir / "vocab.txt").read_text() == (Path(small.paths.tokens) / "vocab.txt").read_text()

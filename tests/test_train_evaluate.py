@@ -13,8 +13,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from src import evaluate, tracking, train
-from src.errors import UserError
+from src.stages import evaluate, train
+from src.lib import model_folder, tracking, training
+from src.lib.errors import UserError
 from tests.conftest import with_archive, write_archive
 
 
@@ -36,12 +37,12 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     assert run.data.metrics["epoch_seconds"] > 0
     assert run.data.tags["dataset.sha256"] == prepared_cfg.data.sha256
     assert run.data.tags[tracking.PID_TAG] == str(os.getpid())
-    logged = json.loads((Path(prepared_cfg.paths.model) / train.RUN_FILE).read_text())
+    logged = json.loads((Path(prepared_cfg.paths.model) / model_folder.RUN_FILE).read_text())
     assert logged["run_id"] == result["run_id"] and logged["best_val_accuracy"] == result["best_val_accuracy"]
     assert mlflow.models.get_model_info(logged["model_uri"]).run_id == result["run_id"]
 
     import keras
-    model = keras.saving.load_model(Path(prepared_cfg.paths.model) / train.MODEL_FILE, safe_mode=True)
+    model = keras.saving.load_model(Path(prepared_cfg.paths.model) / model_folder.MODEL_FILE, safe_mode=True)
     lstm = model.get_layer("bidirectional_lstm")
     assert lstm.forward_layer.units == lstm.backward_layer.units == 8
     rows = list(csv.DictReader(open(Path(prepared_cfg.paths.reports) / train.HISTORY_FILE)))
@@ -67,7 +68,7 @@ def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepar
     assert run.data.metrics["test_tp"] == metrics["confusion_matrix"]["tp"]
 
     # Every review's prediction, test (evaluate) and validation (train), as reports and artifacts.
-    from src import predictions
+    from src.lib import predictions
     test = predictions.load(reports / "predictions" / "test.npz")
     assert test.accuracy == pytest.approx(metrics["accuracy"])
     assert test.label.tolist() == [0] * 16 + [1] * 16  # the tokenize stage's order: neg, then pos
@@ -99,21 +100,21 @@ def test_refit_retrains_on_train_and_validation_for_the_epochs_validation_chose(
     assert metrics["refit_epochs"] == 1
     assert [m.step for m in client(isolated_tracking).get_metric_history(result["run_id"], "refit_loss")] == [1]
     assert "refit_val_accuracy" not in metrics  # validation reviews are training data in the refit
-    assert train.kept_epoch([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7},
+    assert training.kept_epoch([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7},
                              {"epoch": 3, "val_accuracy": 0.7}], patience=1) == 2
-    assert train.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
+    assert training.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
 
 
 def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trains_alone(prepared_cfg, isolated_tracking,
                                                                                         tmp_path):
-    from src import batches
-    from src.model import load_model
-    from src.pad import load_split
+    from src.lib import batches
+    from src.lib.model import load_model
+    from src.lib.data import load_split
 
     cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, ensemble=2))
     result = train.train(cfg)
     assert result["member_epochs"] == [2, 2] and result["epochs"] == 4
-    saved = load_model(Path(cfg.paths.model) / train.MODEL_FILE)  # safe_mode: no code in the file
+    saved = load_model(Path(cfg.paths.model) / model_folder.MODEL_FILE)  # safe_mode: no code in the file
     x_val, y_val = load_split(cfg, "val")
     p_members = [batches.predict(saved.get_layer(f"member_{k}"), x_val, cfg.train) for k in range(2)]
     assert np.abs(p_members[0] - p_members[1]).max() > 1e-3  # seeds 42 and 43: two different models
@@ -129,7 +130,7 @@ def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trai
     # 42 trains alone; member 1 (seed 43) is another model.
     single_cfg = replace(cfg, train=replace(cfg.train, ensemble=1), paths=replace(cfg.paths, model=str(tmp_path / "one")))
     single = train.train(single_cfg)
-    alone = load_model(Path(single_cfg.paths.model) / train.MODEL_FILE).get_weights()
+    alone = load_model(Path(single_cfg.paths.model) / model_folder.MODEL_FILE).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(alone, saved.get_layer("member_0").get_weights()))
     assert not all(np.array_equal(x, y) for x, y in zip(alone, saved.get_layer("member_1").get_weights()))
     assert [m.value for m in mlflow_client.get_metric_history(single["run_id"], "val_loss")] == \
@@ -159,7 +160,7 @@ def test_unusable_tracking_store_is_one_line(tiny_cfg, monkeypatch, tmp_path, ur
 def test_a_model_file_carrying_code_is_refused(tmp_path):
     import keras
 
-    from src.model import load_model
+    from src.lib.model import load_model
 
     inputs = keras.Input(shape=(3,))
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)  # arbitrary Python, run on load
@@ -180,9 +181,10 @@ def noise_archive(path: Path) -> Path:
 
 
 def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path, isolated_tracking):
-    from src import batches, download, pad, registry, tokenize
-    from src.model import load_model
-    from src.pad import load_split
+    from src.lib import batches, registry
+    from src.stages import download, pad, tokenize
+    from src.lib.model import load_model
+    from src.lib.data import load_split
 
     cfg = with_archive(tiny_cfg, noise_archive(tmp_path / "noise.tar.gz"))
     download.download(cfg)
@@ -196,10 +198,10 @@ def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path
         assert len(curve) == 3 and max(curve) > curve[-1], "the premise: the last epoch is not the best"
         # Without early stopping the saved model is the last epoch's; with it, the best epoch's.
         expected = curve[-1] if patience == 0 else max(curve)
-        saved = load_model(Path(cfg.paths.model) / train.MODEL_FILE)
+        saved = load_model(Path(cfg.paths.model) / model_folder.MODEL_FILE)
         assert np.mean((batches.predict(saved, x_val, cfg.train) >= 0.5) == y_val) == pytest.approx(expected)
         assert result["best_val_accuracy"] == pytest.approx(expected)
-        run_file = json.loads((Path(cfg.paths.model) / train.RUN_FILE).read_text())
+        run_file = json.loads((Path(cfg.paths.model) / model_folder.RUN_FILE).read_text())
         assert run_file["best_val_accuracy"] == pytest.approx(expected)
         metrics = client(isolated_tracking).get_run(result["run_id"]).data.metrics
         assert metrics["best_val_accuracy"] == pytest.approx(expected)

@@ -1,7 +1,7 @@
 """Fault injection for tests/test_faults.py, loaded by every Python process whose PYTHONPATH
 starts with this folder (DVC and the stage processes it starts).
 
-In the process running `python -m src.<FAULT_STAGE>`, the moment a temporary output is about to
+In the process running `python -m src.stages.<FAULT_STAGE>`, the moment a temporary output is about to
 be renamed to FAULT_PUBLISH (a file or folder name: "raw", "model.keras", ...), the process writes
 its pid to FAULT_MARKER and sleeps: the test kills it there, the worst moment, with everything
 written and nothing published. Every other process is untouched.
@@ -12,7 +12,7 @@ import sys
 import time
 
 _stage = os.environ.get("FAULT_STAGE")
-if _stage and f"src.{_stage}" in sys.orig_argv:
+if _stage and f"src.stages.{_stage}" in sys.orig_argv:
     _publish = os.environ["FAULT_PUBLISH"]
     _marker = os.environ["FAULT_MARKER"]
     _real_replace = os.replace

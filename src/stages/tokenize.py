@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from src import config
-from src.artifacts import atomic_path
-from src.errors import UserError, command
-from src.splits import save_ragged
-from src.text import VOCAB_FILE, Vocabulary
+from src.lib import config
+from src.lib.artifacts import atomic_path
+from src.lib.errors import UserError, command
+from src.lib.data import save_ragged, validation_split
+from src.lib.text import VOCAB_FILE, Vocabulary
 
 LABELS = {"neg": 0, "pos": 1}
 
@@ -36,51 +36,6 @@ def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
             number = path.name.split("_", 1)[0]
             ids.append(int(number) if number.isdigit() else -1)
     return texts, labels, ids
-
-
-def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of (train, val): val_fraction of each label, chosen by a seeded shuffle."""
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    train_idx, val_idx = [], []
-    for label in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == label))
-        n_val = int(round(len(idx) * val_fraction))
-        if n_val == 0 or n_val == len(idx):
-            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
-                            f"for label {label} ({len(idx)} reviews)")
-        val_idx.append(idx[:n_val])
-        train_idx.append(idx[n_val:])
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
-
-
-def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of (train, val): per label, a seeded window of val_fraction of the reviews with
-    consecutive ids. aclImdb numbers a movie's reviews consecutively, so the window holds whole
-    movies (but for the two at its edges): validation then asks, as the test split does, about
-    movies training never saw, instead of rewarding a model for knowing their names."""
-    rng = np.random.default_rng(seed)
-    labels, ids = np.asarray(labels), np.asarray(ids)
-    train_idx, val_idx = [], []
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        idx = idx[np.argsort(ids[idx], kind="stable")]
-        n_val = int(round(len(idx) * val_fraction))
-        if n_val == 0 or n_val == len(idx):
-            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
-                            f"for label {label} ({len(idx)} reviews)")
-        start = int(rng.integers(0, len(idx) - n_val + 1))
-        val_idx.append(idx[start:start + n_val])
-        train_idx.append(np.concatenate([idx[:start], idx[start + n_val:]]))
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
-
-
-def validation_split(data: config.DataConfig, labels: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the training reviews, as data.val_split says."""
-    if data.val_split == "contiguous":
-        return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
-    return stratified_split(labels, data.val_fraction, data.split_seed)
 
 
 def tokenize(cfg: config.Config) -> dict:

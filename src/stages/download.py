@@ -23,12 +23,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from src import config
-from src.artifacts import atomic_path, project_root
-from src.errors import UserError, command
+from src.lib import config
+from src.lib.artifacts import atomic_path, project_root
+from src.lib.data import SOURCE_FILE
+from src.lib.errors import UserError, command
 
 REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
-SOURCE_FILE = "source.json"  # written beside the reviews: which archive they came from
 
 
 # Read by an earlier version of this stage. DVC cannot see environment variables, so its run

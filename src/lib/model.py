@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from src.config import ModelConfig
+from src.lib.config import ModelConfig
 
 
 @keras.saving.register_keras_serializable(package="imdb_lstm")  # so safe_mode loading knows it

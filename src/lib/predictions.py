@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.errors import UserError, first_line
-from src.splits import load_npz, save_npz
+from src.lib.errors import UserError, first_line
+from src.lib.data import load_npz, save_npz
 
 DIRECTORY = "predictions"               # under paths.reports, and the artifact folder of the MLflow run
 DIGEST_TAG = "predictions.{split}.digest"  # MLflow tag: which reviews the run's predictions are of

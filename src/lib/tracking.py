@@ -17,9 +17,9 @@ import socket
 import subprocess
 from pathlib import Path
 
-from src.artifacts import process_alive, project_root
-from src.config import Config
-from src.errors import Terminated, UserError, first_line
+from src.lib.artifacts import process_alive, project_root
+from src.lib.config import Config
+from src.lib.errors import Terminated, UserError, first_line
 
 HOST_TAG = "process.host"
 PID_TAG = "process.pid"
@@ -38,6 +38,13 @@ def flat_params(cfg: Config) -> dict[str, str]:
         for key, value in values.items():
             flat[f"{section}.{key}"] = str(value)
     return flat
+
+
+def log_params(cfg: Config, extra: dict[str, str] | None = None) -> None:
+    """The whole config, flattened, as the active run's params (and `extra`, e.g. a trial's subset)."""
+    import mlflow
+
+    mlflow.log_params(flat_params(cfg) | (extra or {}))
 
 
 def git_commit() -> str | None:

@@ -11,11 +11,12 @@ batches of 64 and lengths rounded up to 16, bucketing skips 17% of the steps at 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from src.config import TrainConfig
-from src.text import OOV_ID, PAD_ID
+from src.lib.config import TrainConfig
+from src.lib.text import OOV_ID, PAD_ID
 
 CHUNK_BATCHES = 50  # training: reviews are sorted by length within chunks of this many batches
 
@@ -73,11 +74,23 @@ def drop_words(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarr
     return np.where(dropped, OOV_ID, x).astype(x.dtype)
 
 
-def _prediction_order(x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+@dataclass(frozen=True)
+class Batching:
+    """What prediction reads of train.*: the model folder stores these (src.lib.model_folder)."""
+    eval_batch_size: int
+    bucket_by_length: bool
+    length_step: int
+
+    @classmethod
+    def of(cls, train: TrainConfig) -> "Batching":
+        return cls(**{f.name: getattr(train, f.name) for f in fields(cls)})
+
+
+def _prediction_order(x: np.ndarray, cfg: TrainConfig | Batching) -> np.ndarray:
     return np.argsort(review_lengths(x), kind="stable") if cfg.bucket_by_length else np.arange(len(x))
 
 
-def prediction_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig):
+def prediction_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig | Batching):
     """Batches of `train.eval_batch_size` in length order (see `predict` for the original order)."""
     order = _prediction_order(x, cfg)
     lengths = review_lengths(x)
@@ -92,7 +105,7 @@ def prediction_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig):
     return _dataset(once, n_batches=math.ceil(len(x) / cfg.eval_batch_size))
 
 
-def predict(model, x: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+def predict(model, x: np.ndarray, cfg: TrainConfig | Batching) -> np.ndarray:
     """Positive-class probability per row of x, in x's order."""
     scores = model.predict(prediction_dataset(x, None, cfg), verbose=0).ravel()
     p_positive = np.empty(len(x), dtype="float32")

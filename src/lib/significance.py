@@ -20,8 +20,8 @@ from itertools import repeat
 
 import numpy as np
 
-from src.errors import UserError
-from src.predictions import Predictions
+from src.lib.errors import UserError
+from src.lib.predictions import Predictions
 
 ALPHA = 0.05         # significance level: the verdict's test and the intervals' 95%
 RESAMPLES = 10_000   # bootstrap resamples of the reviews

@@ -1,0 +1,1 @@
+"""Libraries: each does one thing and imports only other libraries."""

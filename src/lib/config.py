@@ -1,0 +1,338 @@
+"""The one place that composes and validates configuration.
+
+Two ways in, one validated `Config` out:
+  * `compose(overrides)` composes conf/ (+ an experiment preset + Hydra overrides): what
+    `python -m src.stages.train model.units=64` and the sweep use;
+  * `load(path)` reads params.yaml, the composed config DVC tracks: what DVC stages use,
+    so that `dvc exp run -S ...` (which rewrites params.yaml) reaches them.
+
+The dataclasses below are the schema: types only. Defaults live in conf/, once each.
+`python -m src.config [overrides]` (src/config.py) writes params.yaml from conf/ and records
+the overrides in it; `load_for_stage` refuses a params.yaml that conf/ as it stands no longer composes to,
+since DVC itself never re-reads conf/ on `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from typing import Any
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from src.lib.errors import UserError, first_line
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass
+class DataConfig:
+    url: str
+    sha256: str
+    num_words: int
+    val_fraction: float
+    val_split: str
+    split_seed: int
+    maxlen: int
+    padding: str
+    truncating: str
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int
+    units: int
+    dropout: float
+    bidirectional: bool
+    mask_padding: bool
+    pooling: str
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    clipnorm: float | None
+    word_dropout: float
+    seed: int
+    patience: int
+    refit: bool
+    ensemble: int
+    eval_batch_size: int
+    bucket_by_length: bool
+    length_step: int
+    jit_compile: bool
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str
+    run_name: str | None
+    registered_model: str | None
+
+
+@dataclass
+class Dimension:
+    """One search dimension of the sweep. Defaults here (not in conf/) because a dimension
+    names only what it needs: low/high (+ step, log) for numbers, or choices."""
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+
+def search_space(cfg: Config) -> dict[str, Dimension]:
+    """The sweep's dimensions by dotted config key ("model.units"); validate() checked them."""
+    return {f"{section}.{key}": Dimension(**dim)
+            for section, dimensions in cfg.sweep.space.items() for key, dim in (dimensions or {}).items()}
+
+
+@dataclass
+class SweepConfig:
+    n_trials: int
+    study_name: str
+    storage: str | None
+    workers: int
+    pruner: str
+    sampler_seed: int
+    train_fraction: float
+    epochs: int
+    preset: str | None
+    stale_trial_seconds: int
+    baseline: bool
+    space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (checked in _space_problems)
+
+
+@dataclass
+class PathsConfig:
+    raw: str
+    tokens: str
+    padded: str
+    model: str
+    reports: str
+
+
+@dataclass
+class Config:
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    sweep: SweepConfig
+    paths: PathsConfig
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _checks(cfg: Config) -> list[tuple[bool, str]]:
+    """(is_valid, message) for every value constraint the code relies on."""
+    d, m, t, sw = cfg.data, cfg.model, cfg.train, cfg.sweep
+    return [
+        (d.num_words >= 3, f"data.num_words must be >= 3 (padding, unknown, and at least one word), got {d.num_words}"),
+        (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {d.val_fraction}"),
+        (d.val_split in ("random", "contiguous"), f"data.val_split must be 'random' or 'contiguous', got {d.val_split!r}"),
+        (d.maxlen > 0, f"data.maxlen must be > 0, got {d.maxlen}"),
+        (d.padding in ("pre", "post"), f"data.padding must be 'pre' or 'post', got {d.padding!r}"),
+        (d.truncating in ("pre", "post"), f"data.truncating must be 'pre' or 'post', got {d.truncating!r}"),
+        (len(d.sha256) == 64 and all(c in "0123456789abcdef" for c in d.sha256.lower()),
+         f"data.sha256 must be 64 hex digits, got {d.sha256!r}"),
+        (m.embedding_dim > 0, f"model.embedding_dim must be > 0, got {m.embedding_dim}"),
+        (m.units > 0, f"model.units must be > 0, got {m.units}"),
+        (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
+        (m.pooling in ("last", "mean", "max"), f"model.pooling must be 'last', 'mean' or 'max', got {m.pooling!r}"),
+        (m.pooling == "last" or m.mask_padding,
+         f"model.pooling={m.pooling} needs model.mask_padding=true (else padding steps enter the pooling)"),
+        (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
+        (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
+        (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
+        (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
+        (0 <= t.word_dropout < 1, f"train.word_dropout must be in [0, 1), got {t.word_dropout}"),
+        (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
+        (t.ensemble >= 1, f"train.ensemble must be >= 1 (the number of models averaged), got {t.ensemble}"),
+        (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
+        (not m.mask_padding or d.padding == "post",
+         "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)"),
+        (not t.bucket_by_length or m.mask_padding,
+         "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
+        (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
+        (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
+        (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
+        (sw.workers > 0, f"sweep.workers must be > 0, got {sw.workers}"),
+        (sw.pruner in PRUNERS, f"sweep.pruner must be one of {', '.join(PRUNERS)}, got {sw.pruner!r}"),
+        (0 < sw.train_fraction <= 1, f"sweep.train_fraction must be in (0, 1], got {sw.train_fraction}"),
+        (sw.epochs > 0, f"sweep.epochs must be > 0, got {sw.epochs}"),
+        (sw.stale_trial_seconds >= 3, f"sweep.stale_trial_seconds must be >= 3, got {sw.stale_trial_seconds}"),
+        (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
+        (bool(sw.space), "sweep.space must name at least one dimension"),
+    ] + [(False, problem) for problem in _space_problems(cfg)]
+
+
+PRUNERS = ("median", "hyperband", "halving", "none")
+TUNABLE_SECTIONS = ("data", "model", "train")
+
+
+def _space_problems(cfg: Config) -> list[str]:
+    """What is wrong with the sweep's search space, one message per dimension at most."""
+    problems = []
+    for section, dimensions in cfg.sweep.space.items():
+        for key, fields_ in (dimensions or {}).items():
+            name = f"sweep.space.{section}.{key}"
+            try:
+                dim = Dimension(**fields_)
+            except TypeError:
+                problems.append(f"{name}: a dimension takes low, high, step, log or choices, got {fields_}")
+                continue
+            group = getattr(cfg, section, None) if section in TUNABLE_SECTIONS else None
+            if group is None or key not in {f.name for f in fields(group)}:
+                problems.append(f"{name}: unknown parameter {section}.{key} (not a key of conf/{section})")
+                continue
+            kind = type(getattr(group, key))
+            if dim.choices is not None:
+                if not dim.choices or dim.low is not None or dim.high is not None:
+                    problems.append(f"{name}: choices must be a non-empty list, without low/high")
+            elif dim.low is None or dim.high is None:
+                problems.append(f"{name}: give low and high (or choices)")
+            elif kind not in (int, float):
+                problems.append(f"{name}: {section}.{key} is not a number; give choices")
+            elif not dim.low < dim.high:
+                problems.append(f"{name}: empty or inverted range: low {dim.low} must be < high {dim.high}")
+            elif kind is int and not all(float(v).is_integer() for v in (dim.low, dim.high, dim.step or 1)):
+                problems.append(f"{name}: {section}.{key} is an integer; low, high and step must be integers")
+            elif dim.log and (dim.low <= 0 or dim.step is not None):
+                problems.append(f"{name}: a log range needs low > 0 and no step")
+            elif dim.step is not None and dim.step <= 0:
+                problems.append(f"{name}: step must be > 0")
+    return problems
+
+
+def validate(raw: dict) -> Config:
+    """Check a plain dict against the schema; raise UserError naming the first problem."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(raw))
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        where = f"{exc.full_key}: " if getattr(exc, "full_key", None) else ""
+        raise UserError(f"invalid config: {where}{first_line(exc)}") from None
+    for ok, message in _checks(cfg):
+        if not ok:
+            raise UserError(f"invalid config: {message}")
+    return cfg
+
+
+def compose(overrides: list[str] = ()) -> Config:
+    """Compose conf/ with Hydra overrides (e.g. ["experiment=lecture12", "model.units=64"])."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            composed = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = first_line(exc)
+        if message.startswith("Could not override"):
+            message += " No such key in conf/."
+        raise UserError(f"invalid override: {message}") from None
+    return validate(OmegaConf.to_container(composed, resolve=True))
+
+
+def load(path: str | Path = PARAMS_FILE) -> Config:
+    """Read and validate the composed config DVC tracks."""
+    return _parse_params(path, _read_params(path))
+
+
+def _read_params(path: str | Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `python -m src.config` to compose it from conf/")
+    return path.read_text(encoding="utf-8")
+
+
+def _parse_params(path: str | Path, text: str) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {first_line(exc)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a mapping of config sections")
+    return validate(raw)
+
+
+OVERRIDES_PREFIX = "# overrides: "  # a line of params.yaml: the overrides it was composed with, as JSON
+EXPERIMENT_ENV = "DVC_EXP_NAME"     # set by `dvc exp run`, which composes params.yaml from conf/ first
+
+
+def recorded_overrides(text: str) -> list[str] | None:
+    """The overrides a params.yaml written by `python -m src.config` records; None if it records none."""
+    for line in text.splitlines():
+        if line.startswith(OVERRIDES_PREFIX):
+            try:
+                overrides = json.loads(line[len(OVERRIDES_PREFIX):])
+            except json.JSONDecodeError:
+                return None
+            return overrides if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides) else None
+    return None
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str | None:
+    for key in [*a, *(k for k in b if k not in a)]:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            found = _first_difference(x, y, f"{prefix}{key}.")
+            if found:
+                return found
+        elif x != y:
+            return f"{prefix}{key}"
+    return None
+
+
+def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
+    """params.yaml for a DVC stage: read, validated, and checked to be what conf/ as it stands
+    composes to with the overrides recorded in it, so that what DVC records as the stage's
+    params is the configuration researchers see in conf/. Under `dvc exp run` DVC has just
+    composed it from conf/ (writing no record), so it is taken as it is."""
+    text = _read_params(path)
+    cfg = _parse_params(path, text)
+    overrides = recorded_overrides(text)
+    if overrides is None:
+        if os.environ.get(EXPERIMENT_ENV):
+            return cfg
+        raise UserError(f"{path} does not record the overrides it was composed with (edited by hand, or left by "
+                        "`dvc exp run`): regenerate it with `python -m src.config [overrides]`, or use `dvc exp run`")
+    current = compose(overrides)
+    if current != cfg:
+        key = _first_difference(cfg.to_dict(), current.to_dict())
+        command_line = shlex.join(["python", "-m", "src.config", *overrides])
+        raise UserError(f"{path} is stale: conf/ composed with its overrides {overrides} now gives a different {key} "
+                        f"(conf/ edited since, or {path} by hand): regenerate it with `{command_line}`")
+    return cfg
+
+
+def from_argv(argv: list[str]) -> Config:
+    """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/."""
+    if argv[:1] == ["--params"]:
+        if len(argv) != 2:
+            raise UserError("usage: --params FILE (no overrides: edit conf/ or use `dvc exp run -S`)")
+        return load_for_stage(argv[1])
+    return compose(argv)
+
+
+def to_yaml(cfg: Config, overrides: list[str] | None = None) -> str:
+    """params.yaml's text; with `overrides`, it records them (what load_for_stage checks against)."""
+    header = "# Generated from conf/ by `python -m src.config` (or `dvc exp run`). Do not edit by hand.\n"
+    if overrides is not None:
+        header += OVERRIDES_PREFIX + json.dumps(list(overrides)) + "\n"
+    return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,184 @@
+"""The dataset as the stages leave it: token and padded splits in .npz files (plain integer
+arrays, never pickles), how the validation split is carved from the training reviews, and a
+split loaded as a configuration asks for it (padded, its vocabulary cut)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.lib import config
+from src.lib.artifacts import atomic_path
+from src.lib.errors import UserError
+from src.lib.text import OOV_ID, pad
+
+SPLITS = ("train", "val", "test")
+SOURCE_FILE = "source.json"  # written by the download stage beside the reviews: which archive they came from
+META_FILE = "meta.json"  # the padding settings the arrays were made with
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object stops numpy from appending ".npz" to tmp
+            np.savez(f, **arrays)
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the stage that writes it (`dvc repro`)")
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def save_ragged(path: Path, sequences: list[list[int]], labels: list[int], review_ids: list[int]) -> None:
+    """Variable-length sequences as one flat id array plus row offsets, with each row's label
+    and review id (the number its file name starts with)."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
+    save_npz(path, ids=ids, offsets=offsets, labels=np.asarray(labels, dtype=np.int8),
+             review_ids=np.asarray(review_ids, dtype=np.int32))
+
+
+def load_ragged(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    data = load_npz(path)
+    ids, offsets = data["ids"], data["offsets"]
+    sequences = [ids[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+    return sequences, data["labels"]
+
+
+def save_padded(path: Path, x: np.ndarray, y: np.ndarray, review_ids: np.ndarray) -> None:
+    save_npz(path, x=x, y=y, review_ids=review_ids)
+
+
+def load_review_ids(path: Path) -> np.ndarray:
+    """The review ids of a token or padded split file, row by row."""
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the stage that writes it (`dvc repro`)")
+    with np.load(path, allow_pickle=False) as data:  # members load lazily: only this one is read
+        if "review_ids" not in data.files:
+            raise UserError(f"{path} was written by an older version, without review ids: re-run `dvc repro`")
+        return data["review_ids"]
+
+
+def load_padded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = load_npz(path)
+    return data["x"], data["y"]
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the stage that writes it (`dvc repro`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): val_fraction of each label, chosen by a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(len(idx) * val_fraction))
+        if n_val == 0 or n_val == len(idx):
+            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                            f"for label {label} ({len(idx)} reviews)")
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): per label, a seeded window of val_fraction of the reviews with
+    consecutive ids. aclImdb numbers a movie's reviews consecutively, so the window holds whole
+    movies (but for the two at its edges): validation then asks, as the test split does, about
+    movies training never saw, instead of rewarding a model for knowing their names."""
+    rng = np.random.default_rng(seed)
+    labels, ids = np.asarray(labels), np.asarray(ids)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[np.argsort(ids[idx], kind="stable")]
+        n_val = int(round(len(idx) * val_fraction))
+        if n_val == 0 or n_val == len(idx):
+            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                            f"for label {label} ({len(idx)} reviews)")
+        start = int(rng.integers(0, len(idx) - n_val + 1))
+        val_idx.append(idx[start:start + n_val])
+        train_idx.append(np.concatenate([idx[:start], idx[start + n_val:]]))
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def validation_split(data: config.DataConfig, labels: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the training reviews, as data.val_split says."""
+    if data.val_split == "contiguous":
+        return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
+    return stratified_split(labels, data.val_fraction, data.split_seed)
+
+
+def padding_settings(cfg: config.Config) -> dict:
+    return {"maxlen": cfg.data.maxlen, "padding": cfg.data.padding, "truncating": cfg.data.truncating}
+
+
+def load_split(cfg: config.Config, split: str):
+    """(x, y) of a split padded and cut to the vocabulary as cfg says: the pad stage's arrays
+    when they match cfg, else padded now from the token ids (a sweep trial or a command-line
+    maxlen override)."""
+    padded = Path(cfg.paths.padded)
+    if _padded_as_configured(cfg):
+        x, y = load_padded(padded / f"{split}.npz")
+    else:
+        sequences, y = load_ragged(Path(cfg.paths.tokens) / f"{split}.npz")
+        x = pad(sequences, **padding_settings(cfg))
+    return cut_vocabulary(x, cfg.data.num_words), y
+
+
+def _padded_as_configured(cfg: config.Config) -> bool:
+    meta = Path(cfg.paths.padded) / META_FILE
+    return meta.is_file() and read_json(meta) == padding_settings(cfg)
+
+
+def review_ids(cfg: config.Config, split: str) -> np.ndarray:
+    """The review ids of load_split's rows, from the file load_split reads."""
+    folder = cfg.paths.padded if _padded_as_configured(cfg) else cfg.paths.tokens
+    return load_review_ids(Path(folder) / f"{split}.npz")
+
+
+def cut_vocabulary(x: np.ndarray, num_words: int) -> np.ndarray:
+    """Ids from num_words on become the unknown-word id. The tokenize stage numbers words by
+    training-set frequency, so this is exactly what re-tokenizing with the smaller vocabulary
+    would give: a sweep trial or a command line can lower data.num_words without it."""
+    if x.size == 0 or x.max() < num_words:
+        return x
+    return np.where(x >= num_words, np.int32(OOV_ID), x)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Padded reviews, their labels and review ids, row by row."""
+    x: np.ndarray
+    y: np.ndarray
+    review_ids: np.ndarray
+
+    def subset(self, fraction: float, seed: int) -> "Split":
+        """A seeded, stratified `fraction` of the rows (a sweep trial's training reviews)."""
+        if fraction >= 1:
+            return self
+        _, keep = stratified_split(self.y, fraction, seed)
+        return Split(self.x[keep], self.y[keep], self.review_ids[keep])
+
+
+def source_tags(cfg: config.Config) -> dict[str, str]:
+    """The archive the reviews came from, as MLflow run tags (what the download stage recorded)."""
+    source = Path(cfg.paths.raw) / SOURCE_FILE
+    return {"dataset.sha256": read_json(source)["sha256"]} if source.is_file() else {}
+
+
+def load(cfg: config.Config, split: str) -> Split:
+    """A split as cfg asks for it (load_split), with its review ids."""
+    x, y = load_split(cfg, split)
+    return Split(x, y, review_ids(cfg, split))

@@ -1,0 +1,35 @@
+"""Scoring a model's test predictions: the metrics the evaluate stage and `src.repeat` report."""
+
+from __future__ import annotations
+
+import numpy as np
+
+THRESHOLD = 0.5  # probability at or above which a review is labelled positive
+
+
+def score(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Test metrics and the ROC curve (rows of fpr, tpr, threshold)."""
+    from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
+
+    y_pred = (p_positive >= THRESHOLD).astype(int)
+    p = np.clip(p_positive, 1e-7, 1 - 1e-7)  # Keras' epsilon, so the loss matches model.evaluate
+    loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    metrics = {
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "loss": loss,
+        "roc_auc": float(roc_auc_score(y_true, p_positive)),
+        "f1": float(f1_score(y_true, y_pred)),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+    fpr, tpr, thresholds = roc_curve(y_true, p_positive)
+    return metrics, np.column_stack([fpr, tpr, thresholds])
+
+
+def log_to_active_run(metrics: dict) -> None:
+    """The test metrics (the confusion matrix's cells each as one) on the active MLflow run."""
+    import mlflow
+
+    cm = metrics["confusion_matrix"]
+    mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
+                       | {f"test_{k}": v for k, v in cm.items()})

@@ -1,0 +1,148 @@
+"""Fitting the classifier: one function, `fit`, for the train stage, the sweep and repeats.
+
+`fit` trains train.ensemble models (member k seeded train.seed + k; one model is an ensemble
+of one) on the given training split, validating each epoch, and returns the model to save (the
+members' average), each member's per-epoch rows and the saved model's validation predictions.
+Per-epoch metrics go to the active MLflow run; opening that run, saving and publishing are the
+caller's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from src.lib import batches, config, predictions
+from src.lib.data import Split
+from src.lib.predictions import Predictions
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass
+class Fitted:
+    model: object                 # the model to save: the members' average (one member: itself)
+    histories: list[list[dict]]   # per member, one row per epoch (member 0's is the history plot)
+    val: Predictions              # the saved model's validation predictions, before any refit
+
+    @property
+    def best_val_accuracy(self) -> float:
+        """The saved model's: each member's best epoch under early stopping, its last without."""
+        return self.val.accuracy
+
+    @property
+    def member_epochs(self) -> list[int]:
+        return [len(rows) for rows in self.histories]
+
+
+def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
+    import keras
+    import mlflow
+
+    class EpochLogger(keras.callbacks.Callback):
+        """Per-epoch metrics and wall seconds to MLflow (names prefixed by `prefix`) and to
+        `rows` (the history plot)."""
+
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = self._last_batch_end = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._last_batch_end = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in metrics}
+            row["epoch_seconds"] = time.perf_counter() - self._started
+            row["train_seconds"] = self._last_batch_end - self._started  # without validation
+            self.rows.append(row)
+            mlflow.log_metrics({prefix + k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+
+    return EpochLogger()
+
+
+def _compiled_model(cfg: config.Config, name: str):
+    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), compiled for training."""
+    import keras
+
+    from src.lib.model import build_model  # imports Keras: deferred with it
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = build_model(cfg.model, cfg.data.num_words, name=name)
+    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+                  jit_compile=cfg.train.jit_compile)
+    return model
+
+
+def kept_epoch(rows: list[dict], patience: int) -> int:
+    """The epoch whose weights training kept: the best one under early stopping, else the last."""
+    if patience == 0:
+        return len(rows)
+    return max(rows, key=lambda row: row["val_accuracy"])["epoch"]  # the first of equals, as Keras
+
+
+def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list, prefix: str, name: str,
+                verbose: int):
+    """One model trained with its own seed and early stopping (then refitted if train.refit):
+    the model, its per-epoch rows and its validation probabilities before any refit."""
+    import keras
+    import mlflow
+
+    logger = _epoch_logger(prefix=prefix)
+    callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
+    if cfg.train.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
+    model = _compiled_model(cfg, name)
+    model.fit(batches.training_dataset(train.x, train.y, cfg.train),
+              validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
+              epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the dataset shuffles, seeded by train.seed
+    p_val = batches.predict(model, val.x, cfg.train)
+    if cfg.train.refit:
+        # Validation has chosen the epoch count; the final model learns from the validation
+        # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
+        refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
+        refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
+        model = _compiled_model(cfg, name)
+        model.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
+                                           cfg.train),
+                  epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
+        mlflow.log_metric(prefix + "refit_epochs", refit_epochs)
+    return model, logger.rows, p_val
+
+
+def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), verbose: int = 2) -> Fitted:
+    """train.ensemble models, member k with seed train.seed + k, averaged into the model to save.
+    Member 0 logs the plain per-epoch metric names (its curves compare with any single-model
+    run); member k > 0 logs under `member<k>_`. Call inside an MLflow run."""
+    import mlflow
+
+    from src.lib.model import average_models  # imports Keras: deferred with it
+
+    members, histories, probabilities = [], [], []
+    for k in range(cfg.train.ensemble):
+        member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
+        model, rows, p_val = _fit_member(member_cfg, train, val, callbacks=list(callbacks),
+                                         prefix=f"member{k}_" if k else "", verbose=verbose,
+                                         name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm")
+        members.append(model)
+        histories.append(rows)
+        probabilities.append(p_val)
+        if cfg.train.ensemble > 1:
+            mlflow.log_metric("member_val_accuracy", float(((p_val >= 0.5) == val.y).mean()), step=k)
+    return Fitted(average_models(members), histories, Predictions(np.mean(probabilities, axis=0), val.y, val.review_ids))
+
+
+def log_fitted(fitted: Fitted) -> None:
+    """The saved model's validation accuracy, the epochs run and its validation predictions, on
+    the active MLflow run: what every caller of `fit` records the same way."""
+    import mlflow
+
+    mlflow.log_metrics({"best_val_accuracy": fitted.best_val_accuracy, "epochs_run": sum(fitted.member_epochs)})
+    predictions.log_to_active_run("val", fitted.val)
