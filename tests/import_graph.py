@@ -51,8 +51,8 @@ def closure(module: str) -> set[str]:
         if name not in seen:
             seen.add(name)
             todo.extend(imports(name))
-    packages = {".".join(name.split(".")[:i]) for name in seen for i in range(1, name.count(".") + 1)}
-    return seen | packages
+            todo.extend(".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1))  # its packages
+    return seen
 
 
 def layer(module: str) -> str:

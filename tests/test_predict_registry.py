@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -14,7 +15,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from src.lib import config, model_folder, registry
+from src.lib import config, model_folder, quiet, registry
 from src.stages import evaluate, train
 from src import predict
 from src.lib.data import load_split
@@ -79,6 +80,13 @@ def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
     by_stdin = subprocess.run([sys.executable, "-m", "src.predict", "--params", params], input=reviews.read_bytes(),
                               capture_output=True, cwd=PROJECT, timeout=300)
     assert by_stdin.stdout.decode() == by_file.stdout
+    # A whole process's stderr: our line, and none of TensorFlow's start-up lines (src.lib.quiet)...
+    assert by_stdin.stderr.decode().splitlines() == ["skipped 1 blank line(s): 2"]
+    # ...unless the user sets TensorFlow's own log level: then theirs wins.
+    env = {k: v for k, v in os.environ.items() if k != quiet.SET_BY_US_ENV} | {quiet.LEVEL_ENV: "0"}
+    chatty = subprocess.run([sys.executable, "-m", "src.predict", "--params", params, REVIEWS[0]], env=env,
+                            capture_output=True, text=True, cwd=PROJECT, timeout=300)
+    assert chatty.returncode == 0 and re.search(r"^[IWE]\d{4} ", chatty.stderr, flags=re.M), chatty.stderr
 
 
 @pytest.mark.new_mlflow_store

@@ -30,17 +30,18 @@ def log_model(files: dict[str, Path]) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from src.lib import review_model  # imports MLflow and declares the model (set_model): only when logging
-
-    package = Path(review_model.__file__).parents[1]  # src/: the model's code travels with it
-    signature = ModelSignature(inputs=Schema([ColSpec("string", review_model.INPUT_COLUMN)]),
-                               outputs=Schema([ColSpec("double", review_model.OUTPUT_COLUMN)]))
-    # Pinned to what trained it; given explicitly because inferring them loads the model twice.
-    requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("tensorflow", "mlflow", "numpy", "pandas")]
     with warnings.catch_warnings():
-        # MLflow advises type hints and an input example; the explicit signature covers both,
-        # and an example would make MLflow load the model once more just to log it.
+        # MLflow advises type hints (when the model class is defined, and again when logged) and
+        # an input example; the explicit signature covers both, and an example would make MLflow
+        # load the model once more just to log it.
         warnings.filterwarnings("ignore", message=".*(type hints|input example).*", category=UserWarning)
+        from src.lib import review_model  # imports MLflow and declares the model (set_model): only when logging
+
+        package = Path(review_model.__file__).parents[1]  # src/: the model's code travels with it
+        signature = ModelSignature(inputs=Schema([ColSpec("string", review_model.INPUT_COLUMN)]),
+                                   outputs=Schema([ColSpec("double", review_model.OUTPUT_COLUMN)]))
+        # Pinned to what trained it; given explicitly because inferring them loads the model twice.
+        requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("tensorflow", "mlflow", "numpy", "pandas")]
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT_NAME, python_model=review_model.__file__, code_paths=[str(package)],
             artifacts={role: str(path) for role, path in files.items()}, signature=signature,
