@@ -64,6 +64,22 @@ def review_files(per_folder: int = 16) -> dict[str, bytes]:
     return files
 
 
+def movie_files(per_folder: int = 16, per_movie: int = 4, unsup: int = 8) -> dict[str, bytes]:
+    """The official archive's other members: urls_<label>.txt per split (line i is the movie
+    of review i; a movie's reviews are consecutive and it has reviews of both labels, as in
+    aclImdb) and `unsup` unlabeled reviews in train/unsup with their urls file."""
+    files = {}
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            urls = [f"http://www.imdb.com/title/tt{split}{i // per_movie:04d}/usercomments" for i in range(per_folder)]
+            files[f"aclImdb/{split}/urls_{label}.txt"] = ("\n".join(urls) + "\n").encode()
+    for i in range(unsup):
+        files[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabeled review {i} of some film".encode()
+    files["aclImdb/train/urls_unsup.txt"] = "".join(f"http://www.imdb.com/title/ttunsup{i}/usercomments\n"
+                                                     for i in range(unsup)).encode()
+    return files
+
+
 def write_archive(path: Path, files: dict[str, bytes], links: dict[str, str] = (),
                   mode: str = "w:gz") -> str:
     """Write a tar archive of files (and symlinks name -> target); return its sha256."""
@@ -108,9 +124,9 @@ def isolated_tracking(request, tmp_path, monkeypatch, empty_mlflow_store):
 
 @pytest.fixture
 def tiny_archive(tmp_path) -> Path:
-    """A valid tiny archive, at tmp_path/tiny.tar.gz."""
+    """A valid tiny archive in the official archive's layout, at tmp_path/tiny.tar.gz."""
     path = tmp_path / "tiny.tar.gz"
-    write_archive(path, review_files())
+    write_archive(path, review_files() | movie_files())
     return path
 
 

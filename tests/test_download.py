@@ -13,7 +13,7 @@ import pytest
 from src.lib import data
 from src.stages import download
 from src.lib.errors import command
-from tests.conftest import review_files, with_archive, write_archive
+from tests.conftest import movie_files, review_files, with_archive, write_archive
 
 
 @command
@@ -41,28 +41,39 @@ def assert_refused(cfg, capsys, message: str):
     assert not [p for p in raw.parent.iterdir() if p.name.startswith(f".{raw.name}")], "temporary output left behind"
 
 
-def test_extracts_labeled_reviews_and_ignores_the_rest(tmp_path, tiny_cfg):
-    files = review_files() | {
-        "aclImdb/train/unsup/0_0.txt": b"unlabeled",
+def test_keeps_the_reviews_unlabeled_ones_and_movie_files_and_ignores_the_rest(tmp_path, tiny_cfg):
+    files = review_files() | movie_files() | {
         "aclImdb/train/labeledBow.feat": b"0 0:1",
-        "aclImdb/train/urls_pos.txt": b"http://example.com",
         "aclImdb/imdb.vocab": b"the\n",
     }
     archive = tmp_path / "full.tar.gz"
     write_archive(archive, files)
     counts = download.download(with_archive(tiny_cfg, archive))
-    assert counts == {"train/pos": 16, "train/neg": 16, "test/pos": 16, "test/neg": 16}
+    assert counts == {"train/pos": 16, "train/neg": 16, "test/pos": 16, "test/neg": 16, "train/unsup": 8}
     raw = Path(tiny_cfg.paths.raw)
     assert (raw / "aclImdb/train/pos/0_7.txt").read_bytes().startswith(b"a wonderful film")
-    assert not (raw / "aclImdb/train/unsup").exists()
-    assert not (raw / "aclImdb/train/labeledBow.feat").exists()
+    assert (raw / "aclImdb/train/unsup/3_0.txt").read_bytes() == b"an unlabeled review 3 of some film"
+    assert (raw / "aclImdb/train/urls_neg.txt").read_bytes() == files["aclImdb/train/urls_neg.txt"]
+    assert not (raw / "aclImdb/train/labeledBow.feat").exists() and not (raw / "aclImdb/imdb.vocab").exists()
     source = json.loads((raw / data.SOURCE_FILE).read_text())
-    assert source["sha256"] == with_archive(tiny_cfg, archive).data.sha256
+    assert source["reviews"] == counts and source["movie_files"] == [
+        "test/urls_neg.txt", "test/urls_pos.txt", "train/urls_neg.txt", "train/urls_pos.txt", "train/urls_unsup.txt"]
+
+
+def test_an_archive_of_labeled_reviews_only_still_works(tmp_path, tiny_cfg):
+    archive = tmp_path / "labeled.tar.gz"
+    write_archive(archive, review_files())
+    counts = download.download(with_archive(tiny_cfg, archive))
+    assert counts == {"train/pos": 16, "train/neg": 16, "test/pos": 16, "test/neg": 16}
+    raw = Path(tiny_cfg.paths.raw)
+    assert not (raw / "aclImdb/train/unsup").exists()
+    source = json.loads((raw / data.SOURCE_FILE).read_text())
+    assert source["sha256"] == with_archive(tiny_cfg, archive).data.sha256 and source["movie_files"] == []
 
 
 def test_file_url_is_accepted(tiny_cfg, tiny_archive):
     cfg = with_archive(tiny_cfg, tiny_archive.as_uri(), tiny_cfg.data.sha256)
-    assert sum(download.download(cfg).values()) == 64
+    assert sum(download.download(cfg).values()) == 72  # 64 labeled + 8 unlabeled
 
 
 def test_relative_path_is_relative_to_the_project_root(tiny_cfg, tiny_archive, monkeypatch):
@@ -71,7 +82,7 @@ def test_relative_path_is_relative_to_the_project_root(tiny_cfg, tiny_archive, m
     project.mkdir()
     monkeypatch.setenv("DVC_ROOT", str(project))
     cfg = with_archive(tiny_cfg, f"../{tiny_archive.name}", tiny_cfg.data.sha256)
-    assert sum(download.download(cfg).values()) == 64
+    assert sum(download.download(cfg).values()) == 72  # 64 labeled + 8 unlabeled
 
 
 def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monkeypatch, capsys):
@@ -79,7 +90,7 @@ def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monke
     write_archive(other, review_files(per_folder=3))
     monkeypatch.setenv("IMDB_URL", str(other))  # what an earlier version read: DVC cannot see it
     monkeypatch.setenv("IMDB_SHA256", with_archive(tiny_cfg, other).data.sha256)
-    assert sum(download.download(tiny_cfg).values()) == 64  # params.yaml's archive, not the variable's
+    assert sum(download.download(tiny_cfg).values()) == 72  # 64 labeled + 8 unlabeled  # params.yaml's archive, not the variable's
     assert "IMDB_URL and IMDB_SHA256 ignored" in capsys.readouterr().err
 
 
@@ -89,7 +100,7 @@ def test_http_url_is_downloaded(tiny_cfg, tiny_archive):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/{tiny_archive.name}"
-        assert sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 64
+        assert sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 72  # 64 labeled + 8 unlabeled
     finally:
         server.shutdown()
     assert not list(Path(tiny_cfg.paths.raw).glob("*.tar.gz")), "the downloaded archive is not kept"

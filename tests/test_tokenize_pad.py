@@ -15,7 +15,7 @@ from src.lib.errors import UserError
 from src.lib.data import load_ragged
 from src.lib.text import OOV_ID, Vocabulary, standardize
 from src.lib.text import pad as pad_sequences
-from tests.conftest import review_files, with_archive, write_archive
+from tests.conftest import movie_files, review_files, with_archive, write_archive
 
 
 def test_standardize_lowercases_and_drops_markup_and_punctuation():
@@ -66,6 +66,36 @@ def test_contiguous_split_holds_out_consecutive_ids_per_label():
         data.contiguous_split(labels, ids, 0.01, seed=0)
 
 
+def test_movie_split_holds_out_whole_movies_stratified_and_seeded():
+    # 40 movies of 1-9 reviews each, both labels mixed within movies, as in aclImdb.
+    rng = np.random.default_rng(0)
+    movies = [f"tt{m}" for m in range(40) for _ in range(rng.integers(1, 10))]
+    labels = rng.integers(0, 2, len(movies)).tolist()
+    train_idx, val_idx = data.movie_split(labels, movies, 0.2, seed=5)
+    assert set(train_idx).isdisjoint(val_idx) and len(train_idx) + len(val_idx) == len(movies)
+    assert {movies[i] for i in train_idx}.isdisjoint({movies[i] for i in val_idx}), "a movie on both sides"
+    for label in (0, 1):
+        share = np.mean([labels[i] == label for i in val_idx]) if val_idx.size else 0
+        overall = labels.count(label) / len(labels)
+        assert abs(share - overall) < 0.1  # stratified: each label about as common as overall
+        held = sum(labels[i] == label for i in val_idx)
+        assert 0.15 * labels.count(label) <= held <= 0.2 * labels.count(label) + 0.5
+    assert np.array_equal(val_idx, data.movie_split(labels, movies, 0.2, seed=5)[1])
+    assert not np.array_equal(val_idx, data.movie_split(labels, movies, 0.2, seed=6)[1])
+
+
+def test_the_tokenize_stage_splits_by_movie_from_the_archives_urls_files(tmp_path, tiny_cfg):
+    cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, val_split="movie"))
+    stats = build_tokens(tmp_path, cfg, movie_files())
+    assert stats["movies"]["shared"] == 0 and stats["movies"]["val"] >= 1
+    assert stats["val"]["reviews"] == 8 and stats["train"]["reviews"] == 24
+    # Without the urls files (the labeled-only copy of the archive) the split is refused in one line.
+    with pytest.raises(UserError, match="needs the archive's movie files"):
+        (tmp_path / "labeled").mkdir()
+        build_tokens(tmp_path / "labeled", replace(cfg, paths=replace(cfg.paths, raw=str(tmp_path / "labeled-raw"),
+                                                                            tokens=str(tmp_path / "labeled-tokens"))))
+
+
 def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     # Every training review gets a word of its own, and the vocabulary is large enough for
     # all words: those of the reviews carved out for validation must still be absent.
@@ -80,7 +110,7 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
     texts, labels, ids = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
-    train_idx, val_idx = data.validation_split(cfg.data, labels, ids)
+    train_idx, val_idx = data.validation_split(cfg.data, labels, ids, movies=None)
     marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
     assert {marker(i) for i in train_idx} <= words
     assert {marker(i) for i in val_idx}.isdisjoint(words)

@@ -138,7 +138,8 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
     return [
         (d.num_words >= 3, f"data.num_words must be >= 3 (padding, unknown, and at least one word), got {d.num_words}"),
         (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {d.val_fraction}"),
-        (d.val_split in ("random", "contiguous"), f"data.val_split must be 'random' or 'contiguous', got {d.val_split!r}"),
+        (d.val_split in ("random", "contiguous", "movie"),
+         f"data.val_split must be 'random', 'contiguous' or 'movie', got {d.val_split!r}"),
         (d.maxlen > 0, f"data.maxlen must be > 0, got {d.maxlen}"),
         (d.padding in ("pre", "post"), f"data.padding must be 'pre' or 'post', got {d.padding!r}"),
         (d.truncating in ("pre", "post"), f"data.truncating must be 'pre' or 'post', got {d.truncating!r}"),

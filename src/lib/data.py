@@ -113,8 +113,37 @@ def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def validation_split(data: config.DataConfig, labels: list[int], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) indices into the training reviews, as data.val_split says."""
+def movie_split(labels: list[int], movies: list[str], val_fraction: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, val): whole movies held out, so validation, like test, asks about
+    movies training never saw. Movies are taken in a seeded order while each label's share of
+    validation stays within val_fraction of that label's reviews, which keeps it stratified."""
+    labels, movies = np.asarray(labels), np.asarray(movies)
+    names, movie_of = np.unique(movies, return_inverse=True)
+    per_movie = np.zeros((len(names), 2), dtype=np.int64)  # reviews of each movie, by label
+    np.add.at(per_movie, (movie_of, labels), 1)
+    target = np.round(np.bincount(labels, minlength=2) * val_fraction).astype(np.int64)
+    taken, held_out = np.zeros(2, dtype=np.int64), np.zeros(len(names), dtype=bool)
+    for movie in np.random.default_rng(seed).permutation(len(names)):
+        if np.all(taken + per_movie[movie] <= target):
+            taken += per_movie[movie]
+            held_out[movie] = True
+    if np.any(taken == 0) or np.any(taken == np.bincount(labels, minlength=2)):
+        raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                        f"when whole movies are held out ({len(names)} movies)")
+    val = held_out[movie_of]
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def validation_split(data: config.DataConfig, labels: list[int], ids: list[int],
+                     movies: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the training reviews, as data.val_split says; `movies` (the
+    movie of each review, from the archive's urls files) is None when the archive has none."""
+    if data.val_split == "movie":
+        if movies is None:
+            raise UserError("data.val_split=movie needs the archive's movie files (train/urls_pos.txt, urls_neg.txt), "
+                            "which this archive lacks: use the official archive, or data.val_split=contiguous")
+        return movie_split(labels, movies, data.val_fraction, data.split_seed)
     if data.val_split == "contiguous":
         return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
     return stratified_split(labels, data.val_fraction, data.split_seed)

@@ -28,7 +28,9 @@ from src.lib.artifacts import atomic_path, project_root
 from src.lib.data import SOURCE_FILE
 from src.lib.errors import UserError, command
 
-REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
+REVIEW_MEMBER = re.compile(r"^aclImdb/(train/(?:pos|neg|unsup)|test/(?:pos|neg))/[^/]+\.txt$")
+URLS_MEMBER = re.compile(r"^aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")  # line i: the movie of review i
+LABELED = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")]
 
 
 # Read by an earlier version of this stage. DVC cannot see environment variables, so its run
@@ -76,9 +78,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def extract_reviews(archive: Path, dest: Path) -> dict[str, int]:
-    """Extract the labeled reviews into dest; return the number per split/label folder."""
-    counts = {f"{split}/{label}": 0 for split in ("train", "test") for label in ("pos", "neg")}
+def extract_reviews(archive: Path, dest: Path) -> tuple[dict[str, int], list[str]]:
+    """Extract the reviews (labeled, and the unlabeled ones in train/unsup when the archive has
+    them) and the movie files (urls_*.txt) into dest; return the number of reviews per folder
+    and the movie files found."""
+    counts = dict.fromkeys(LABELED, 0)
+    movie_files = []
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
@@ -88,19 +93,22 @@ def extract_reviews(archive: Path, dest: Path) -> dict[str, int]:
                     raise UserError(f"{archive}: refusing unsafe archive member {member.name!r}: {exc}") from None
                 if filtered.name != member.name:  # the filter strips a leading "/": no archive of ours has one
                     raise UserError(f"{archive}: refusing unsafe archive member {member.name!r}: an absolute path")
-                match = REVIEW_MEMBER.match(member.name)
-                if not match:
+                review, urls = REVIEW_MEMBER.match(member.name), URLS_MEMBER.match(member.name)
+                if not (review or urls):
                     continue
                 if not member.isfile():
-                    raise UserError(f"{archive}: review {member.name!r} is not a regular file")
+                    raise UserError(f"{archive}: {member.name!r} is not a regular file")
                 tar.extract(member, dest, filter="data")
-                counts[f"{match[1]}/{match[2]}"] += 1
+                if review:
+                    counts[review[1]] = counts.get(review[1], 0) + 1
+                else:
+                    movie_files.append(member.name.removeprefix("aclImdb/"))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise UserError(f"{archive} is not a readable .tar.gz archive (corrupt or truncated?): {exc}") from None
-    empty = [folder for folder, n in counts.items() if n == 0]
+    empty = [folder for folder in LABELED if counts[folder] == 0]
     if empty:
         raise UserError(f"{archive} lacks reviews in aclImdb/{', aclImdb/'.join(empty)}: not the IMDB layout")
-    return counts
+    return counts, sorted(movie_files)
 
 
 def download(cfg: config.Config) -> dict[str, int]:
@@ -117,8 +125,9 @@ def download(cfg: config.Config) -> dict[str, int]:
                 f"checksum mismatch for {url}: expected sha256 {expected}, got {actual} "
                 "(set data.sha256 if you meant to use this archive)"
             )
-        counts = extract_reviews(archive, tmp)
-        source = {"url": url, "sha256": actual, "bytes": archive.stat().st_size, "reviews": counts}
+        counts, movie_files = extract_reviews(archive, tmp)
+        source = {"url": url, "sha256": actual, "bytes": archive.stat().st_size, "reviews": counts,
+                  "movie_files": movie_files}
         if downloaded:
             archive.unlink()
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")

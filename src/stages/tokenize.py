@@ -38,11 +38,24 @@ def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
     return texts, labels, ids
 
 
+def read_movies(folder: Path, labels: list[int], ids: list[int]) -> list[str] | None:
+    """The movie (its IMDB page) of each review, from folder/urls_{neg,pos}.txt, whose line i
+    is the movie of review i; None when the archive had no such files."""
+    files = {label: folder / f"urls_{name}.txt" for name, label in LABELS.items()}
+    if not all(path.is_file() for path in files.values()):
+        return None
+    urls = {label: path.read_text(encoding="utf-8").splitlines() for label, path in files.items()}
+    if any(not 0 <= i < len(urls[label]) for label, i in zip(labels, ids)):
+        raise UserError(f"{folder}: a review's number is not a line of its urls file: not the IMDB layout")
+    return [urls[label][i] for label, i in zip(labels, ids)]
+
+
 def tokenize(cfg: config.Config) -> dict:
     raw = Path(cfg.paths.raw) / "aclImdb"
     train_texts, train_labels, train_ids = read_reviews(raw / "train")
     test_texts, test_labels, test_ids = read_reviews(raw / "test")
-    train_idx, val_idx = validation_split(cfg.data, train_labels, train_ids)
+    movies = read_movies(raw / "train", train_labels, train_ids)
+    train_idx, val_idx = validation_split(cfg.data, train_labels, train_ids, movies)
 
     vocab = Vocabulary.build((train_texts[i] for i in train_idx), cfg.data.num_words)
     splits = {
@@ -50,7 +63,10 @@ def tokenize(cfg: config.Config) -> dict:
         "val": [(train_texts[i], train_labels[i], train_ids[i]) for i in val_idx],
         "test": list(zip(test_texts, test_labels, test_ids)),
     }
-    stats = {"vocab_size": vocab.size}
+    stats = {"vocab_size": vocab.size, "val_split": cfg.data.val_split}
+    if movies is not None:  # how many movies each side has, and how many both (0 for the movie split)
+        train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}
+        stats["movies"] = {"train": len(train_movies), "val": len(val_movies), "shared": len(train_movies & val_movies)}
     with atomic_path(cfg.paths.tokens, directory=True) as tmp:
         vocab.save(tmp / VOCAB_FILE)
         for name, rows in splits.items():
