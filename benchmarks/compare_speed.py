@@ -12,8 +12,6 @@ writes benchmarks/results/compare_speed.json.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pipeline import write_results  # noqa: E402
+from pipeline import machine, write_results  # noqa: E402
 from src.lib import significance  # noqa: E402
 from src.lib.predictions import Predictions  # noqa: E402
 
@@ -39,13 +37,6 @@ def synthetic_pair(n: int, seed: int = 0) -> tuple[Predictions, Predictions]:
     b = np.clip(label * 0.35 + rng.random(n) * 0.65, 0, 1).astype(np.float32)
     ids = np.arange(n, dtype=np.int32)
     return Predictions(a, label, ids), Predictions(b, label, ids)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
@@ -64,7 +55,7 @@ def main() -> None:
         compared = significance.compare(a, b, resamples=args.resamples)
         seconds.append(time.perf_counter() - started)
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()},
+              "machine": machine(),
               "reviews": args.reviews, "resamples": args.resamples,
               "compare_seconds": [round(s, 2) for s in seconds], "compare_median_seconds": round(statistics.median(seconds), 2),
               "example": compared.to_dict()}

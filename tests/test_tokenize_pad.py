@@ -109,7 +109,7 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     tokenize.tokenize(cfg)
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
-    texts, labels, ids = tokenize.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
+    texts, labels, ids = data.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
     train_idx, val_idx = data.validation_split(cfg.data, labels, ids, movies=None)
     marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
     assert {marker(i) for i in train_idx} <= words

@@ -111,6 +111,14 @@ class SweepConfig:
 
 
 @dataclass
+class BaselineConfig:
+    ngram_max: int
+    min_df: int
+    sublinear_tf: bool
+    C: float
+
+
+@dataclass
 class PathsConfig:
     raw: str
     tokens: str
@@ -126,6 +134,7 @@ class Config:
     train: TrainConfig
     tracking: TrackingConfig
     sweep: SweepConfig
+    baseline: BaselineConfig
     paths: PathsConfig
 
     def to_dict(self) -> dict:
@@ -173,6 +182,9 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (sw.stale_trial_seconds >= 3, f"sweep.stale_trial_seconds must be >= 3, got {sw.stale_trial_seconds}"),
         (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
         (bool(sw.space), "sweep.space must name at least one dimension"),
+        (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
+        (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
+        (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
     ] + [(False, problem) for problem in _space_problems(cfg)]
 
 

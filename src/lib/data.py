@@ -16,8 +16,37 @@ from src.lib.errors import UserError
 from src.lib.text import OOV_ID, pad
 
 SPLITS = ("train", "val", "test")
+LABELS = {"neg": 0, "pos": 1}  # the archive's folders of labeled reviews
 SOURCE_FILE = "source.json"  # written by the download stage beside the reviews: which archive they came from
 META_FILE = "meta.json"  # the padding settings the arrays were made with
+
+
+def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
+    """(texts, labels, review ids) of all reviews under folder/{neg,pos}, in a stable order.
+    Undecodable bytes become U+FFFD. The id is the number a file name starts with (`123_8.txt`)."""
+    texts, labels, ids = [], [], []
+    for name, label in LABELS.items():
+        files = sorted((folder / name).glob("*.txt"))
+        if not files:
+            raise UserError(f"no reviews in {folder / name}: run the download stage (`dvc repro download`)")
+        for path in files:
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+            labels.append(label)
+            number = path.name.split("_", 1)[0]
+            ids.append(int(number) if number.isdigit() else -1)
+    return texts, labels, ids
+
+
+def read_movies(folder: Path, labels: list[int], ids: list[int]) -> list[str] | None:
+    """The movie (its IMDB page) of each review, from folder/urls_{neg,pos}.txt, whose line i
+    is the movie of review i; None when the archive had no such files."""
+    files = {label: folder / f"urls_{name}.txt" for name, label in LABELS.items()}
+    if not all(path.is_file() for path in files.values()):
+        return None
+    urls = {label: path.read_text(encoding="utf-8").splitlines() for label, path in files.items()}
+    if any(not 0 <= i < len(urls[label]) for label, i in zip(labels, ids)):
+        raise UserError(f"{folder}: a review's number is not a line of its urls file: not the IMDB layout")
+    return [urls[label][i] for label, i in zip(labels, ids)]
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -147,6 +176,23 @@ def validation_split(data: config.DataConfig, labels: list[int], ids: list[int],
     if data.val_split == "contiguous":
         return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
     return stratified_split(labels, data.val_fraction, data.split_seed)
+
+
+def split_reviews(cfg: config.Config) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
+    """The raw reviews as (text, label, review id) per split: train (the training reviews but
+    validation), val (carved as data.val_split says) and test; and how many movies train and
+    val have and share, when the archive names them (None otherwise)."""
+    raw = Path(cfg.paths.raw) / "aclImdb"
+    texts, labels, ids = read_reviews(raw / "train")
+    movies = read_movies(raw / "train", labels, ids)
+    train_idx, val_idx = validation_split(cfg.data, labels, ids, movies)
+    rows = list(zip(texts, labels, ids))
+    splits = {"train": [rows[i] for i in train_idx], "val": [rows[i] for i in val_idx],
+              "test": list(zip(*read_reviews(raw / "test")))}
+    if movies is None:
+        return splits, None
+    train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}
+    return splits, {"train": len(train_movies), "val": len(val_movies), "shared": len(train_movies & val_movies)}
 
 
 def padding_settings(cfg: config.Config) -> dict:

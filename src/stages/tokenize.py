@@ -9,64 +9,22 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from src.lib import config
 from src.lib.artifacts import atomic_path
-from src.lib.errors import UserError, command
-from src.lib.data import save_ragged, validation_split
+from src.lib.errors import command
+from src.lib.data import save_ragged, split_reviews
 from src.lib.text import VOCAB_FILE, Vocabulary
-
-LABELS = {"neg": 0, "pos": 1}
-
-
-def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
-    """(texts, labels, review ids) of all reviews under folder/{neg,pos}, in a stable order.
-    Undecodable bytes become U+FFFD. The id is the number a file name starts with (`123_8.txt`)."""
-    texts, labels, ids = [], [], []
-    for name, label in LABELS.items():
-        files = sorted((folder / name).glob("*.txt"))
-        if not files:
-            raise UserError(f"no reviews in {folder / name}: run the download stage (`dvc repro download`)")
-        for path in files:
-            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
-            labels.append(label)
-            number = path.name.split("_", 1)[0]
-            ids.append(int(number) if number.isdigit() else -1)
-    return texts, labels, ids
-
-
-def read_movies(folder: Path, labels: list[int], ids: list[int]) -> list[str] | None:
-    """The movie (its IMDB page) of each review, from folder/urls_{neg,pos}.txt, whose line i
-    is the movie of review i; None when the archive had no such files."""
-    files = {label: folder / f"urls_{name}.txt" for name, label in LABELS.items()}
-    if not all(path.is_file() for path in files.values()):
-        return None
-    urls = {label: path.read_text(encoding="utf-8").splitlines() for label, path in files.items()}
-    if any(not 0 <= i < len(urls[label]) for label, i in zip(labels, ids)):
-        raise UserError(f"{folder}: a review's number is not a line of its urls file: not the IMDB layout")
-    return [urls[label][i] for label, i in zip(labels, ids)]
 
 
 def tokenize(cfg: config.Config) -> dict:
-    raw = Path(cfg.paths.raw) / "aclImdb"
-    train_texts, train_labels, train_ids = read_reviews(raw / "train")
-    test_texts, test_labels, test_ids = read_reviews(raw / "test")
-    movies = read_movies(raw / "train", train_labels, train_ids)
-    train_idx, val_idx = validation_split(cfg.data, train_labels, train_ids, movies)
-
-    vocab = Vocabulary.build((train_texts[i] for i in train_idx), cfg.data.num_words)
-    splits = {
-        "train": [(train_texts[i], train_labels[i], train_ids[i]) for i in train_idx],
-        "val": [(train_texts[i], train_labels[i], train_ids[i]) for i in val_idx],
-        "test": list(zip(test_texts, test_labels, test_ids)),
-    }
+    splits, movies = split_reviews(cfg)
+    vocab = Vocabulary.build((text for text, _, _ in splits["train"]), cfg.data.num_words)
     stats = {"vocab_size": vocab.size, "val_split": cfg.data.val_split}
-    if movies is not None:  # how many movies each side has, and how many both (0 for the movie split)
-        train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}
-        stats["movies"] = {"train": len(train_movies), "val": len(val_movies), "shared": len(train_movies & val_movies)}
+    if movies:
+        stats["movies"] = movies
     with atomic_path(cfg.paths.tokens, directory=True) as tmp:
         vocab.save(tmp / VOCAB_FILE)
         for name, rows in splits.items():
