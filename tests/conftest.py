@@ -142,7 +142,7 @@ def with_archive(cfg: config.Config, url: str | Path, checksum: str | None = Non
 
 
 def output_paths(root: Path) -> list[str]:
-    return [f"paths.{key}={root / key}" for key in ("raw", "tokens", "padded", "model", "reports")]
+    return [f"paths.{key}={root / key}" for key in ("raw", "tokens", "padded", "pretrained", "model", "reports")]
 
 
 @pytest.fixture

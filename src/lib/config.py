@@ -111,6 +111,16 @@ class SweepConfig:
 
 
 @dataclass
+class PretrainConfig:
+    method: str          # none | word2vec
+    unlabeled: bool
+    epochs: int
+    window: int
+    min_count: int
+    seed: int
+
+
+@dataclass
 class BaselineConfig:
     ngram_max: int
     min_df: int
@@ -123,6 +133,7 @@ class PathsConfig:
     raw: str
     tokens: str
     padded: str
+    pretrained: str
     model: str
     reports: str
 
@@ -134,6 +145,7 @@ class Config:
     train: TrainConfig
     tracking: TrackingConfig
     sweep: SweepConfig
+    pretrain: PretrainConfig
     baseline: BaselineConfig
     paths: PathsConfig
 
@@ -182,6 +194,13 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (sw.stale_trial_seconds >= 3, f"sweep.stale_trial_seconds must be >= 3, got {sw.stale_trial_seconds}"),
         (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
         (bool(sw.space), "sweep.space must name at least one dimension"),
+        (cfg.pretrain.method in PRETRAIN_METHODS,
+         f"pretrain.method must be one of {', '.join(PRETRAIN_METHODS)}, got {cfg.pretrain.method!r}"),
+        (cfg.pretrain.epochs > 0 and cfg.pretrain.window > 0 and cfg.pretrain.min_count > 0,
+         "pretrain.epochs, pretrain.window and pretrain.min_count must be > 0"),
+        (cfg.pretrain.method == "none" or "embedding_dim" not in (sw.space.get("model") or {}),
+         "sweep.space.model.embedding_dim cannot vary with pretrain.method set: the pretrained vectors have one "
+         "width (model.embedding_dim); drop it from the space ('~sweep.space.model.embedding_dim')"),
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
@@ -189,6 +208,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
 
 
 PRUNERS = ("median", "hyperband", "halving", "none")
+PRETRAIN_METHODS = ("none", "word2vec")
 TUNABLE_SECTIONS = ("data", "model", "train")
 
 

@@ -37,6 +37,11 @@ def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
     return texts, labels, ids
 
 
+def read_unlabeled(folder: Path) -> list[str]:
+    """The unlabeled reviews under folder/unsup, in a stable order; none when the archive had none."""
+    return [path.read_bytes().decode("utf-8", errors="replace") for path in sorted((folder / "unsup").glob("*.txt"))]
+
+
 def read_movies(folder: Path, labels: list[int], ids: list[int]) -> list[str] | None:
     """The movie (its IMDB page) of each review, from folder/urls_{neg,pos}.txt, whose line i
     is the movie of review i; None when the archive had no such files."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from src.lib import batches, config, predictions
+from src.lib import batches, config, embeddings, predictions
 from src.lib.data import Split
 from src.lib.predictions import Predictions
 
@@ -65,14 +65,17 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
     return EpochLogger()
 
 
-def _compiled_model(cfg: config.Config, name: str):
-    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), compiled for training."""
+def _compiled_model(cfg: config.Config, name: str, vectors: np.ndarray | None = None):
+    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), its Embedding started
+    from pretrained `vectors` when given, compiled for training."""
     import keras
 
     from src.lib.model import build_model  # imports Keras: deferred with it
 
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.data.num_words, name=name)
+    if vectors is not None:
+        model.get_layer("embedding").set_weights([vectors])
     optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=cfg.train.jit_compile)
@@ -87,7 +90,7 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 
 
 def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list, prefix: str, name: str,
-                verbose: int):
+                verbose: int, vectors: np.ndarray | None):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
     the model, its per-epoch rows and its validation probabilities before any refit."""
     import keras
@@ -98,7 +101,7 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
     if cfg.train.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
-    model = _compiled_model(cfg, name)
+    model = _compiled_model(cfg, name, vectors)
     model.fit(batches.training_dataset(train.x, train.y, cfg.train),
               validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
@@ -109,7 +112,7 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
         refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
-        model = _compiled_model(cfg, name)
+        model = _compiled_model(cfg, name, vectors)
         model.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
                                            cfg.train),
                   epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
@@ -125,11 +128,12 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
 
     from src.lib.model import average_models  # imports Keras: deferred with it
 
+    vectors = embeddings.load(cfg)  # None: the Embedding starts random
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
         model, rows, p_val = _fit_member(member_cfg, train, val, callbacks=list(callbacks),
-                                         prefix=f"member{k}_" if k else "", verbose=verbose,
+                                         prefix=f"member{k}_" if k else "", verbose=verbose, vectors=vectors,
                                          name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm")
         members.append(model)
         histories.append(rows)

@@ -1,0 +1,87 @@
+"""DVC stage `pretrain`: word vectors for the classifier's Embedding, learned from reviews alone.
+
+With pretrain.method=word2vec, gensim's word2vec (CBOW, one worker thread, so the same vectors
+every run) reads the training reviews (the training split: never validation or test) and, with
+pretrain.unlabeled, the archive's unlabeled reviews (train/unsup), standardized as the tokenize
+stage does; each word of the tokenize stage's vocabulary gets its vector at its id, and a word
+seen too rarely keeps a random start as a plain Embedding has. With pretrain.method=none the
+stage writes only its meta.json and the Embedding starts random. An MLflow run tagged
+`pretrain=<method>` records what it learned from and how long it took.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from src.lib import config, data, embeddings, tracking
+from src.lib.artifacts import atomic_path
+from src.lib.errors import UserError, command
+from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, standardize
+
+
+def _stable_hash(text: str) -> int:
+    """word2vec seeds each word's first vector from a hash of it: Python's own `hash` changes
+    from one process to the next, this does not."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def pretrain(cfg: config.Config) -> dict:
+    out = Path(cfg.paths.pretrained)
+    if cfg.pretrain.method == "none":
+        with atomic_path(out, directory=True) as tmp:
+            embeddings.save(tmp, None, {"method": "none"})
+        return {"method": "none"}
+    vocabulary_file = Path(cfg.paths.tokens) / VOCAB_FILE
+    if not vocabulary_file.is_file():
+        raise UserError(f"{vocabulary_file} not found: run the tokenize stage (`dvc repro tokenize`)")
+    vocabulary = Vocabulary.load(vocabulary_file)
+    splits, _ = data.split_reviews(cfg)
+    texts = [text for text, _, _ in splits["train"]]
+    unlabeled = data.read_unlabeled(Path(cfg.paths.raw) / "aclImdb" / "train") if cfg.pretrain.unlabeled else []
+    p = cfg.pretrain
+    run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name=f"pretrain-{p.method}", registered_model=None))
+    with tracking.run(run_cfg, tags=data.source_tags(cfg) | {"pretrain": p.method}), \
+            atomic_path(out, directory=True) as tmp:
+        import mlflow
+        from gensim.models import Word2Vec  # seconds to import: only when the stage trains vectors
+
+        started = time.perf_counter()
+        sentences = [standardize(text) for text in texts + unlabeled]
+        model = Word2Vec(sentences, vector_size=cfg.model.embedding_dim, window=p.window, min_count=p.min_count,
+                         epochs=p.epochs, seed=p.seed, workers=1, hashfxn=_stable_hash)
+        seconds = time.perf_counter() - started
+        # Rows as a fresh Keras Embedding starts them (uniform +-0.05), then each known word's vector.
+        rng = np.random.default_rng(p.seed)
+        vectors = rng.uniform(-0.05, 0.05, (FIRST_WORD_ID + len(vocabulary.words), cfg.model.embedding_dim))
+        known = [(i, word) for i, word in enumerate(vocabulary.words, start=FIRST_WORD_ID) if word in model.wv]
+        for i, word in known:
+            vectors[i] = model.wv[word]
+        meta = {"method": p.method, "labeled_reviews": len(texts), "unlabeled_reviews": len(unlabeled),
+                "words": sum(len(s) for s in sentences), "vocabulary_with_vectors": len(known),
+                "vocabulary": len(vocabulary.words), "seconds": round(seconds, 1)}
+        embeddings.save(tmp, vectors, meta)
+        mlflow.log_params({f"pretrain.{k}": v for k, v in vars(p).items()} | {"model.embedding_dim": cfg.model.embedding_dim})
+        mlflow.log_metrics({k: v for k, v in meta.items() if k != "method"})
+    return meta
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    meta = pretrain(cfg)
+    if meta["method"] == "none":
+        print("pretrain.method=none: the Embedding starts random")
+    else:
+        print(f"{meta['method']} vectors for {meta['vocabulary_with_vectors']} of {meta['vocabulary']} words, from "
+              f"{meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
+              f"({meta['words']} words) in {meta['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
