@@ -295,10 +295,15 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
-def runs(repo: Path) -> list:
+def runs(repo: Path, kind: str = "training") -> list:
+    """The repository's MLflow runs, oldest first: those of training (the train stage's, which
+    evaluate reopens), or of the baseline or pretrain stage (tagged `baseline`, `pretrain`)."""
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("imdb-lstm")
-    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    found = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    if kind == "training":
+        return [r for r in found if not {"baseline", "pretrain"} & r.data.tags.keys()]
+    return [r for r in found if kind in r.data.tags]
 
 
 def study_trials(storage) -> list:

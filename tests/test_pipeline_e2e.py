@@ -95,6 +95,10 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
 
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     [scores] = [m["data"]["reports/metrics.json"]["data"] for m in metrics.values()]
+    # The baseline stage's figures beside the LSTM's, and its own MLflow run.
+    [baseline] = [m["data"]["reports/baseline.json"]["data"] for m in metrics.values()]
+    [baseline_run] = runs(repo, "baseline")
+    assert baseline_run.data.metrics["test_accuracy"] == pytest.approx(baseline["accuracy"])
     assert scores["accuracy"] >= 0.9 and 0.9 <= scores["roc_auc"] <= 1.0
     assert sum(scores["confusion_matrix"].values()) == 32
 
