@@ -11,13 +11,15 @@ import sys
 
 from src.lib import config
 from src.lib.artifacts import atomic_write_text
-from src.lib.errors import command
+from src.lib.errors import UserError, command
 
 
 @command
 def main(argv: list[str] | None = None) -> None:
     overrides = sys.argv[1:] if argv is None else argv
-    cfg = config.compose(overrides)
+    if overrides[:1] == ["--params"]:
+        raise UserError("python -m src.config writes params.yaml from conf/ and overrides; it reads no --params")
+    cfg = config.from_argv(overrides, usage=__doc__)
     atomic_write_text(config.PARAMS_FILE, config.to_yaml(cfg, overrides))
     print(f"wrote {config.PARAMS_FILE}" + (f" (overrides: {' '.join(overrides)})" if overrides else ""))
 

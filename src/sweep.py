@@ -477,7 +477,9 @@ def main(argv: list[str] | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         work(cfg, overrides, worker)
         return
-    cfg = config.compose(argv)
+    if argv[:1] == ["--params"]:
+        raise UserError("the sweep composes conf/ with overrides (it gives them to every trial); --params is a DVC stage's")
+    cfg = config.from_argv(argv, usage=__doc__)
     sweep(cfg, argv)
 
 

@@ -7,7 +7,7 @@ import yaml
 
 from src.lib import config
 from src.lib.errors import UserError
-from tests.conftest import PROJECT, run_module
+from tests.conftest import PROJECT, run_main, run_module
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -169,3 +169,28 @@ def test_params_file_with_unknown_key_is_refused(tmp_path):
 def test_missing_params_file_is_one_line(tmp_path):
     with pytest.raises(UserError, match="not found: run `python -m src.config`"):
         config.load(tmp_path / "absent.yaml")
+
+
+COMPOSED_COMMANDS = ["src.stages.download", "src.stages.tokenize", "src.stages.pad", "src.stages.pretrain",
+                     "src.stages.train", "src.stages.evaluate", "src.stages.baseline", "src.sweep", "src.config"]
+
+
+@pytest.mark.parametrize("module", COMPOSED_COMMANDS)
+def test_every_command_on_conf_answers_help_and_cfg_job(module):
+    import importlib
+
+    shown = run_main(module, "--help")
+    first_line = importlib.import_module(module).__doc__.strip().splitlines()[0]
+    assert shown.returncode == 0 and shown.stdout.startswith(first_line), shown.stdout
+    assert "config groups: baseline, data, model, pretrain, sweep, tracking, train" in shown.stdout
+    assert "example:" in shown.stdout
+    printed = run_main(module, "--cfg", "job", "experiment=lecture12", "model.units=7")
+    assert printed.returncode == 0
+    assert yaml.safe_load(printed.stdout) == config.compose(["experiment=lecture12", "model.units=7"]).to_dict()
+
+
+@pytest.mark.parametrize("argv", [["model.units=32,64"], ["-m", "model.units=32"]])
+def test_a_multirun_value_is_refused_in_one_line_pointing_at_the_sweep(argv):
+    refused = run_main("src.stages.train", *argv)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "python -m src.sweep" in refused.stderr and "dvc exp run --queue" in refused.stderr

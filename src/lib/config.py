@@ -354,13 +354,56 @@ def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
     return cfg
 
 
-def from_argv(argv: list[str]) -> Config:
-    """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/."""
+def from_argv(argv: list[str], usage: str = "") -> Config:
+    """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/.
+
+    It answers what a Hydra command line does: `--help` prints `usage` (the command's
+    docstring), the config groups and presets and an example; `--cfg job` prints the composed
+    config; both exit 0. A multirun value (`model.units=32,64`, `-m`) is refused in one line:
+    sweeps are `python -m src.sweep`'s, or one queued DVC experiment per value."""
+    if {"-h", "--help"} & set(argv):
+        print(help_text(usage))
+        raise SystemExit(0)
+    if argv[:2] == ["--cfg", "job"]:
+        print(yaml.safe_dump(from_argv(argv[2:]).to_dict(), sort_keys=False), end="")
+        raise SystemExit(0)
     if argv[:1] == ["--params"]:
         if len(argv) != 2:
             raise UserError("usage: --params FILE (no overrides: edit conf/ or use `dvc exp run -S`)")
         return load_for_stage(argv[1])
+    _refuse_multirun(argv)
     return compose(argv)
+
+
+def _refuse_multirun(argv: list[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if {"-m", "--multirun"} & set(argv):
+        raise UserError("-m/--multirun is not run here: sweep values with `python -m src.sweep`, or queue one DVC "
+                        "experiment per value (`dvc exp run --queue -S key=value`, then `dvc queue start`)")
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    except HydraException:
+        return  # compose reports a malformed override in its own words
+    for override in overrides:
+        if override.is_sweep_override():
+            raise UserError(f"{override.input_line} asks for several runs: sweep them with `python -m src.sweep` "
+                            f"(sweep.space.{override.key_or_group}), or queue one DVC experiment per value "
+                            f"(`dvc exp run --queue -S {override.key_or_group}=<value>`, then `dvc queue start`)")
+
+
+def help_text(usage: str) -> str:
+    """`usage` and what every command line composed from conf/ takes."""
+    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "experiment")
+    presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    return "\n".join([usage.strip(), "",
+                      "Overrides (Hydra syntax) of the config in conf/, one default per key:",
+                      f"  config groups: {', '.join(groups)} (conf/<group>/*.yaml; e.g. model.units=64)",
+                      f"  presets: experiment={{{','.join(presets)}}} (experiments/*.yaml)",
+                      "  --params FILE   read a composed params.yaml instead (what dvc.yaml runs)",
+                      "  --cfg job       print the composed config and exit",
+                      "example: experiment=lecture12 model.units=64 train.epochs=2"])
 
 
 def to_yaml(cfg: Config, overrides: list[str] | None = None) -> str:

@@ -62,7 +62,7 @@ def fit_and_score(cfg: config.Config) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     m = fit_and_score(cfg)
     print(f"baseline (TF-IDF 1-{cfg.baseline.ngram_max}-grams + logistic regression): test accuracy "
           f"{m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}, validation accuracy {m['val_accuracy']:.4f}, "

@@ -136,7 +136,7 @@ def download(cfg: config.Config) -> dict[str, int]:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     counts = download(cfg)
     print(f"extracted {sum(counts.values())} reviews to {cfg.paths.raw}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -74,7 +74,7 @@ def evaluate(cfg: config.Config) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     m = evaluate(cfg)
     print(f"test accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f}, ROC AUC {m['roc_auc']:.4f}, F1 {m['f1']:.4f}")
 

@@ -26,7 +26,7 @@ def pad_splits(cfg: config.Config) -> None:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     pad_splits(cfg)
     print(f"padded {', '.join(SPLITS)} to {cfg.data.maxlen} tokens ({cfg.data.padding} padding, "
           f"{cfg.data.truncating} truncation) in {cfg.paths.padded}")

@@ -73,7 +73,7 @@ def pretrain(cfg: config.Config) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     meta = pretrain(cfg)
     if meta["method"] == "none":
         print("pretrain.method=none: the Embedding starts random")

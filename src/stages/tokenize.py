@@ -39,7 +39,7 @@ def tokenize(cfg: config.Config) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     stats = tokenize(cfg)
     print(f"vocabulary of {stats['vocab_size']} ids; "
           + ", ".join(f"{s} {stats[s]['reviews']} reviews" for s in ("train", "val", "test")))

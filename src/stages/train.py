@@ -67,7 +67,7 @@ def train(cfg: config.Config) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    cfg = config.from_argv(sys.argv[1:] if argv is None else argv)
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     result = train(cfg)
     epochs = result["member_epochs"]
     averaged = f"{len(epochs)} models averaged, epochs {'+'.join(map(str, epochs))}" if len(epochs) > 1 else f"{epochs[0]} epochs"
