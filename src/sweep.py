@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from src.lib import config, data, predictions, significance, tracking, training
+from src.lib import config, data, predictions, search_space, significance, tracking, training
 from src.lib.artifacts import atomic_write_text
 from src.lib.errors import Terminated, UserError, command, first_line
 from src.lib.text import VOCAB_FILE, Vocabulary
@@ -131,48 +131,15 @@ def join_study(cfg: config.Config, storage):
     return study, parent_run_id
 
 
-def baseline_params(cfg: config.Config) -> tuple[dict, str | None]:
-    """The command's config as a point of the search space: (values, None), or ({}, why not)
-    when a value lies outside the space (e.g. the default embedding width above a lowered high)."""
-    values = {}
-    for key, dim in config.search_space(cfg).items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if dim.choices is not None:
-            fits = value in dim.choices
-        else:
-            steps = (value - dim.low) / dim.step if dim.step else 0
-            fits = dim.low <= value <= dim.high and abs(steps - round(steps)) < 1e-9
-        if not fits:
-            return {}, f"{key}={value} is outside the search space"
-        values[key] = value
-    return values, None
-
-
 def queue_baseline(study, cfg: config.Config) -> None:
     """Trial 0 of a new study trains the config as it stands, without sampled values: the value
     every sampled configuration is measured against, under the same trial budget."""
-    values, problem = baseline_params(cfg)
+    values, problem = search_space.baseline_point(cfg)
     if problem:
         print(f"no baseline trial: {problem}", flush=True)
         return
     study.enqueue_trial(values, user_attrs={BASELINE_ATTR: True})
     print(f"trial 0 is the baseline, the config without the sweep: {format_params(values)}", flush=True)
-
-
-def suggest(trial, cfg: config.Config) -> dict:
-    """The trial's value for every dimension, by dotted config key."""
-    values = {}
-    for key, dim in config.search_space(cfg).items():
-        section, name = key.split(".")
-        kind = type(getattr(getattr(cfg, section), name))
-        if dim.choices is not None:
-            values[key] = trial.suggest_categorical(key, list(dim.choices))
-        elif kind is int:
-            values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
-        else:
-            values[key] = trial.suggest_float(key, dim.low, dim.high, step=dim.step, log=dim.log)
-    return values
 
 
 def trial_overrides(overrides: list[str], values: dict) -> list[str]:
@@ -223,7 +190,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
                if t.number < trial.number]
     if len(claimed) >= cfg.sweep.n_trials:
         raise SurplusTrial(f"trial {trial.number} is beyond sweep.n_trials={cfg.sweep.n_trials}")
-    values = suggest(trial, cfg)
+    values = search_space.suggest(trial, cfg)
     trial_cfg = config.compose(trial_overrides(overrides, values) + [
         f"train.epochs={cfg.sweep.epochs}", "train.refit=false", "train.ensemble=1", f"tracking.run_name=trial-{trial.number}"])
     keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
@@ -347,7 +314,7 @@ def write_preset(cfg: config.Config, overrides: list[str], best_params: dict) ->
     best = config.compose(trial_overrides(own, best_params)).to_dict()
     default = config.compose([]).to_dict()
     diff = {}
-    for section in config.TUNABLE_SECTIONS:
+    for section in search_space.TUNABLE_SECTIONS:
         changed = {k: v for k, v in best[section].items() if v != default[section][k]}
         if changed:
             diff[section] = changed
@@ -392,7 +359,7 @@ def summary_table(study) -> str:
 
 def check_vocabulary_reach(cfg: config.Config) -> None:
     """A trial can lower data.num_words below the tokenize stage's vocabulary, not raise it."""
-    dim = config.search_space(cfg).get("data.num_words")
+    dim = search_space.dimensions(cfg).get("data.num_words")
     if dim is None:
         return
     largest = max(dim.choices) if dim.choices is not None else dim.high

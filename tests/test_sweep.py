@@ -7,7 +7,7 @@ import optuna
 import pytest
 import yaml
 
-from src.lib import config
+from src.lib import config, search_space
 from src import sweep
 from src.lib.errors import UserError
 from tests.conftest import copy_project, run_main, run_module
@@ -154,12 +154,12 @@ def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
 
 
 def test_the_baseline_is_the_config_as_it_stands_when_the_space_holds_it():
-    values, problem = sweep.baseline_params(config.compose([]))
+    values, problem = search_space.baseline_point(config.compose([]))
     assert problem is None
     assert values == {"model.units": 64, "model.embedding_dim": 128, "model.dropout": 0.5, "data.maxlen": 500}
-    _, problem = sweep.baseline_params(config.compose(["data.maxlen=420"]))  # off the space's step of 50
+    _, problem = search_space.baseline_point(config.compose(["data.maxlen=420"]))  # off the space's step of 50
     assert problem == "data.maxlen=420 is outside the search space"
-    _, problem = sweep.baseline_params(config.compose(["sweep.space.model.units.high=48"]))
+    _, problem = search_space.baseline_point(config.compose(["sweep.space.model.units.high=48"]))
     assert problem == "model.units=64 is outside the search space"
 
 

@@ -19,11 +19,12 @@ import os
 import shlex
 import sys
 from typing import Any
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
+from src.lib import search_space
 from src.lib.errors import UserError, first_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -78,23 +79,6 @@ class TrackingConfig:
 
 
 @dataclass
-class Dimension:
-    """One search dimension of the sweep. Defaults here (not in conf/) because a dimension
-    names only what it needs: low/high (+ step, log) for numbers, or choices."""
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    log: bool = False
-    choices: list[Any] | None = None
-
-
-def search_space(cfg: Config) -> dict[str, Dimension]:
-    """The sweep's dimensions by dotted config key ("model.units"); validate() checked them."""
-    return {f"{section}.{key}": Dimension(**dim)
-            for section, dimensions in cfg.sweep.space.items() for key, dim in (dimensions or {}).items()}
-
-
-@dataclass
 class SweepConfig:
     n_trials: int
     study_name: str
@@ -107,7 +91,7 @@ class SweepConfig:
     preset: str | None
     stale_trial_seconds: int
     baseline: bool
-    space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (checked in _space_problems)
+    space: dict[str, dict[str, Any]]  # section -> key -> Dimension fields (src.lib.search_space)
 
 
 @dataclass
@@ -204,48 +188,11 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
-    ] + [(False, problem) for problem in _space_problems(cfg)]
+    ] + [(False, problem) for problem in search_space.problems(cfg)]
 
 
 PRUNERS = ("median", "hyperband", "halving", "none")
 PRETRAIN_METHODS = ("none", "word2vec")
-TUNABLE_SECTIONS = ("data", "model", "train")
-
-
-def _space_problems(cfg: Config) -> list[str]:
-    """What is wrong with the sweep's search space, one message per dimension at most."""
-    problems = []
-    for section, dimensions in cfg.sweep.space.items():
-        for key, fields_ in (dimensions or {}).items():
-            name = f"sweep.space.{section}.{key}"
-            try:
-                dim = Dimension(**fields_)
-            except TypeError:
-                problems.append(f"{name}: a dimension takes low, high, step, log or choices, got {fields_}")
-                continue
-            group = getattr(cfg, section, None) if section in TUNABLE_SECTIONS else None
-            if group is None or key not in {f.name for f in fields(group)}:
-                problems.append(f"{name}: unknown parameter {section}.{key} (not a key of conf/{section})")
-                continue
-            kind = type(getattr(group, key))
-            if dim.choices is not None:
-                if not dim.choices or dim.low is not None or dim.high is not None:
-                    problems.append(f"{name}: choices must be a non-empty list, without low/high")
-            elif dim.low is None or dim.high is None:
-                problems.append(f"{name}: give low and high (or choices)")
-            elif kind not in (int, float):
-                problems.append(f"{name}: {section}.{key} is not a number; give choices")
-            elif not dim.low < dim.high:
-                problems.append(f"{name}: empty or inverted range: low {dim.low} must be < high {dim.high}")
-            elif kind is int and not all(float(v).is_integer() for v in (dim.low, dim.high, dim.step or 1)):
-                problems.append(f"{name}: {section}.{key} is an integer; low, high and step must be integers")
-            elif dim.log and (dim.low <= 0 or dim.step is not None):
-                problems.append(f"{name}: a log range needs low > 0 and no step")
-            elif dim.step is not None and dim.step <= 0:
-                problems.append(f"{name}: step must be > 0")
-    return problems
-
-
 def validate(raw: dict) -> Config:
     """Check a plain dict against the schema; raise UserError naming the first problem."""
     from omegaconf import OmegaConf
