@@ -155,19 +155,27 @@ def counts(study) -> tuple[int, int]:
     return len(trials) - running, running
 
 
-def pruning_callback(trial):
+def trial_callback(trial, worker: int):
+    """After every epoch of a trial: a line a person can follow (worker, trial, epoch,
+    val_accuracy, seconds), then the report to Optuna, whose pruner may stop the trial."""
     import keras
 
     class ReportToOptuna(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
-            trial.report(float(logs["val_accuracy"]), step=epoch + 1)
+            value = float(logs["val_accuracy"])
+            print(f"[worker {worker}] trial {trial.number} epoch {epoch + 1}: val_accuracy {value:.4f} "
+                  f"({time.perf_counter() - self._started:.0f} s)", flush=True)
+            trial.report(value, step=epoch + 1)
             if trial.should_prune():
                 raise Pruned(f"pruned after epoch {epoch + 1}")
 
     return ReportToOptuna()
 
 
-def train_trial(trial_cfg: config.Config, train_fraction: float, trial, parent_run_id: str,
+def train_trial(trial_cfg: config.Config, train_fraction: float, trial, worker: int, parent_run_id: str,
                 tags: dict[str, str]) -> tuple[str, float]:
     """Fit the trial's model on its share of the training reviews, under a run nested in the
     study's; the trial keeps no model files and prints no per-epoch lines (a line per trial)."""
@@ -175,12 +183,12 @@ def train_trial(trial_cfg: config.Config, train_fraction: float, trial, parent_r
     val_split = data.load(trial_cfg, "val")
     with tracking.run(trial_cfg, parent_run_id=parent_run_id, tags=data.source_tags(trial_cfg) | tags) as active:
         tracking.log_params(trial_cfg, {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {})
-        fitted = training.fit(trial_cfg, train_split, val_split, callbacks=[pruning_callback(trial)], verbose=0)
+        fitted = training.fit(trial_cfg, train_split, val_split, callbacks=[trial_callback(trial, worker)], verbose=0)
         training.log_fitted(fitted)
     return active.info.run_id, fitted.best_val_accuracy
 
 
-def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: str) -> float:
+def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: str, worker: int = 0) -> float:
     import keras
     import optuna
     from optuna.trial import TrialState
@@ -198,7 +206,7 @@ def objective(trial, cfg: config.Config, overrides: list[str], parent_run_id: st
     if is_baseline(trial):
         tags["optuna.baseline"] = "true"
     try:
-        run_id, best_val_accuracy = train_trial(trial_cfg, cfg.sweep.train_fraction, trial, parent_run_id, tags)
+        run_id, best_val_accuracy = train_trial(trial_cfg, cfg.sweep.train_fraction, trial, worker, parent_run_id, tags)
     except Pruned:
         _tag_trial_run(cfg, trial, "PRUNED")
         raise optuna.TrialPruned() from None
@@ -283,7 +291,7 @@ def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
             continue
-        study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id), n_trials=1,
+        study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id, worker), n_trials=1,
                        catch=(SurplusTrial,), callbacks=[progress(cfg, parent_run_id, worker)],
                        gc_after_trial=True)
 
