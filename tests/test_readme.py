@@ -6,7 +6,7 @@ import re
 
 from tests.conftest import PROJECT
 
-SERVER_COMMANDS = ("mlflow ui", "mlflow server", "mlflow models serve")
+SERVER_COMMANDS = ("mlflow ui", "mlflow server", "mlflow models serve", "optuna-dashboard")
 
 
 def readme_commands() -> list[str]:
@@ -17,6 +17,6 @@ def readme_commands() -> list[str]:
 
 def test_every_server_command_in_the_readme_binds_to_loopback():
     servers = [line for line in readme_commands() if any(c in line for c in SERVER_COMMANDS)]
-    assert len(servers) >= 3  # the UI, the tracking server, model serving
+    assert len(servers) >= 4  # the UI, the tracking server, model serving, Optuna's dashboard
     for line in servers:
         assert re.search(r"--host 127\.0\.0\.1\b", line), line

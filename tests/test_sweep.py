@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -12,7 +17,7 @@ import yaml
 from src.lib import config, search_space
 from src import sweep
 from src.lib.errors import UserError
-from tests.conftest import copy_project, run_main, run_module
+from tests.conftest import copy_project, free_port, run_main, run_module, wait_until_serving
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
     client = mlflow.MlflowClient(uri)
@@ -75,6 +80,28 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
     assert len(children) == 4
     assert len(finished_trials(config.compose(more).sweep.storage)) == 4
+    dashboard_shows_the_study(config.compose(more).sweep.storage)
+
+
+def dashboard_shows_the_study(storage: str) -> None:
+    """optuna-dashboard (the `dashboard` extra), started as the README says, serves the study and
+    its trials over its HTTP API as Optuna stored them."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_serving(server, f"http://127.0.0.1:{port}/api/studies")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as response:
+            [summary] = json.load(response)["study_summaries"]
+        assert summary["study_name"] == "imdb-lstm"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30) as response:
+            shown = json.load(response)["trials"]
+        stored = optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
+        assert [(t["number"], t["state"], t["values"]) for t in shown] == [
+            (t.number, t.state.name.capitalize(), [t.value]) for t in stored]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path,
