@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import os
 import random
@@ -23,8 +24,9 @@ def client(uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking):
+def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated_tracking, monkeypatch):
     prepared_cfg = replace(prepared_cfg, model=replace(prepared_cfg.model, bidirectional=True))  # as the default
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # the tiny run lasts seconds, not minutes
     result = train.train(prepared_cfg)
     run = client(isolated_tracking).get_run(result["run_id"])
     assert run.info.status == "FINISHED"
@@ -40,6 +42,17 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     logged = json.loads((Path(prepared_cfg.paths.model) / model_folder.RUN_FILE).read_text())
     assert logged["run_id"] == result["run_id"] and logged["best_val_accuracy"] == result["best_val_accuracy"]
     assert mlflow.models.get_model_info(logged["model_uri"]).run_id == result["run_id"]
+    # MLflow's Datasets column: the three splits, from the archive, with their sizes.
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"imdb-train", "imdb-val", "imdb-test"}
+    assert {tag.key: tag.value for tag in inputs["imdb-val"].tags}["reviews"] == "8"
+    assert {tag.value for d in inputs.values() for tag in d.tags if tag.key == "mlflow.data.context"} == {
+        "training", "validation", "test"}
+    assert len({d.dataset.digest for d in inputs.values()}) == 3
+    # System metrics on by default (tracking.system_metrics), and keras pinned beside tensorflow.
+    assert any(name.startswith("system/") for name in run.data.metrics), sorted(run.data.metrics)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(logged["model_uri"])).read_text()
+    assert f"keras=={importlib.metadata.version('keras')}" in requirements.split()
 
     import keras
     model = keras.saving.load_model(Path(prepared_cfg.paths.model) / model_folder.MODEL_FILE, safe_mode=True)
@@ -66,6 +79,11 @@ def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepar
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
     assert run.data.metrics["test_tp"] == metrics["confusion_matrix"]["tp"]
+    # The ROC curve and confusion matrix DVC plots, as tables of the run.
+    tables = {a.path for a in client(isolated_tracking).list_artifacts(run_id, "plots")}
+    assert tables == {"plots/roc_curve.json", "plots/confusion_matrix.json"}
+    confusion_table = mlflow.load_table("plots/confusion_matrix.json", run_ids=[run_id])
+    assert confusion_table["reviews"].sum() == 32
 
     # Every review's prediction, test (evaluate) and validation (train), as reports and artifacts.
     from src.lib import predictions

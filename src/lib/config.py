@@ -76,6 +76,7 @@ class TrackingConfig:
     experiment: str
     run_name: str | None
     registered_model: str | None
+    system_metrics: bool
 
 
 @dataclass

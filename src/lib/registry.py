@@ -41,7 +41,7 @@ def log_model(files: dict[str, Path]) -> str:
         signature = ModelSignature(inputs=Schema([ColSpec("string", review_model.INPUT_COLUMN)]),
                                    outputs=Schema([ColSpec("double", review_model.OUTPUT_COLUMN)]))
         # Pinned to what trained it; given explicitly because inferring them loads the model twice.
-        requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("tensorflow", "mlflow", "numpy", "pandas")]
+        requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas")]
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT_NAME, python_model=review_model.__file__, code_paths=[str(package)],
             artifacts={role: str(path) for role, path in files.items()}, signature=signature,

@@ -12,9 +12,11 @@ any RUNNING run whose process (recorded in its tags) is gone from this host.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
+import warnings
 from pathlib import Path
 
 from src.lib.artifacts import process_alive, project_root
@@ -45,6 +47,26 @@ def log_params(cfg: Config, extra: dict[str, str] | None = None) -> None:
     import mlflow
 
     mlflow.log_params(flat_params(cfg) | (extra or {}))
+
+
+INPUT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def log_inputs(cfg: Config, splits: dict, archive_sha256: str | None) -> None:
+    """The run's datasets (MLflow's Datasets column): each split's token arrays and labels, named
+    `imdb-<split>`, from the archive in data.url, with a digest derived from the archive's
+    sha256 and how validation was carved, and the number of reviews as a tag."""
+    import mlflow
+
+    url = cfg.data.url if "://" in cfg.data.url else (project_root() / cfg.data.url).resolve().as_uri()
+    d = cfg.data
+    for name, split in splits.items():
+        recipe = f"{archive_sha256}:{name}:{d.val_split}:{d.val_fraction}:{d.split_seed}:{d.maxlen}:{d.num_words}"
+        with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so
+            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+            dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=url, name=f"imdb-{name}",
+                                             digest=hashlib.sha256(recipe.encode()).hexdigest()[:8])
+        mlflow.log_input(dataset, context=INPUT_CONTEXTS[name], tags={"reviews": str(len(split.y))})
 
 
 def git_commit() -> str | None:
@@ -172,12 +194,13 @@ def _experiment_id(client, name: str) -> str:
 
 @contextlib.contextmanager
 def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = None,
-        tags: dict[str, str] | None = None):
+        tags: dict[str, str] | None = None, system_metrics: bool = False):
     """Open (or, with run_id, reopen) an MLflow run and close it with a truthful status.
 
     parent_run_id nests the new run under another (a sweep trial under its study's run), also
     from another process. An exception carrying `mlflow_status` (a pruned trial: "KILLED")
-    ends the run with that status instead of FAILED."""
+    ends the run with that status instead of FAILED. system_metrics records CPU and memory
+    (`system/*` metrics, sampled by MLflow in the background) while the run is open."""
     import mlflow
 
     client, experiment_id = connect(cfg)
@@ -192,7 +215,7 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
         if parent_run_id:
             base_tags["mlflow.parentRunId"] = parent_run_id  # what the MLflow UI nests runs by
     active = mlflow.start_run(run_id=run_id, run_name=None if run_id else cfg.tracking.run_name,
-                              tags=base_tags | (tags or {}))
+                              tags=base_tags | (tags or {}), log_system_metrics=system_metrics)
     try:
         yield active
     except (KeyboardInterrupt, Terminated):

@@ -60,6 +60,11 @@ def evaluate(cfg: config.Config) -> dict:
         predictions.log_to_active_run("test", test)
         evaluation.log_to_active_run(metrics)
         mlflow.log_dict(metrics, METRICS_FILE)
+        # The plots DVC draws, as tables the run's artifact view shows.
+        mlflow.log_table({"fpr": roc[:, 0], "tpr": roc[:, 1], "threshold": roc[:, 2]}, "plots/roc_curve.json")
+        cm = metrics["confusion_matrix"]
+        mlflow.log_table({"actual": ["neg", "neg", "pos", "pos"], "predicted": ["neg", "pos", "neg", "pos"],
+                          "reviews": [cm["tn"], cm["fp"], cm["fn"], cm["tp"]]}, "plots/confusion_matrix.json")
         # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
         test_file = Path(predictions.DIRECTORY) / predictions.file_name("test")
         publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE)}
