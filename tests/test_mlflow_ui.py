@@ -1,6 +1,7 @@
 """The MLflow UI, as the README starts it, checked in headless Chromium (Debian's package,
 driven by Playwright): a study's parent run lists its trial runs, and comparing the trials
-shows units, maxlen and dropout. Screenshots go to test-artifacts/."""
+shows units, maxlen and dropout, and the parallel-coordinates plot draws them against
+best_val_accuracy. Screenshots go to test-artifacts/ (the README shows the plot's)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,26 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = PROJECT / "test-artifacts"
 TIMEOUT_MS = 60_000
+
+
+def choose(page, label: str, names: list[str]) -> None:
+    """Set the compare page's select after `label` ("Parameters:", "Metrics:") to exactly `names`:
+    remove the other chips, then type each missing name into the select's search and take it."""
+    box = page.locator(f"xpath=//div[normalize-space(text())='{label}']"
+                       "/following-sibling::div[contains(@class, 'select')][1]")
+    box.wait_for()
+    chips = box.locator("[class$='-select-selection-item']")
+    for chip in chips.all():
+        if chip.inner_text().strip() not in names:
+            chip.locator("[class$='-select-selection-item-remove']").click()
+    shown = {chip.inner_text().strip() for chip in chips.all()}
+    for name in names:
+        if name not in shown:
+            box.locator("[class$='-select-selector']").click()
+            box.locator("input").press_sequentially(name)
+            page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    assert sorted(chip.inner_text().strip() for chip in chips.all()) == sorted(names)
 
 
 @pytest.fixture
@@ -79,6 +100,16 @@ def test_ui_lists_the_study_with_its_trials_and_compares_their_params(ui_with_a_
             for param in ("model.units", "data.maxlen", "model.dropout"):
                 # A params row: the name, then one value per trial.
                 assert re.search(rf"^{re.escape(param)}(\t[^\t\n]+){{3}}$", text, re.M), param
+            # The parallel-coordinates plot as a researcher sets it: the swept params against
+            # best_val_accuracy, waited for until plotly has drawn every axis.
+            choose(page, "Parameters:", ["model.units", "data.maxlen", "model.dropout"])
+            choose(page, "Metrics:", ["best_val_accuracy"])
+            plot = page.locator(".js-plotly-plot")
+            for axis in ("model.units", "data.maxlen", "model.dropout", "best_val_accuracy"):
+                plot.get_by_text(axis, exact=True).first.wait_for()
+            assert plot.get_by_text("loss", exact=True).count() == 0
             page.screenshot(path=SCREENSHOTS / "mlflow-ui-compare.png", full_page=True)
+            page.screenshot(path=SCREENSHOTS / "mlflow-ui-parallel-coordinates.png",
+                            clip={"x": 200, "y": 80, "width": 990, "height": 520})
         finally:
             browser.close()
