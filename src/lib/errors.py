@@ -1,4 +1,12 @@
-"""Errors a user can cause, and how a command ends: one line and a non-zero exit."""
+"""Errors a user can cause, and how a command ends: one line and a non-zero exit.
+
+Signals, in three sentences: SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt, so the
+`finally` blocks on the way out take back temporary outputs and mark the MLflow run KILLED.
+When the signal arrives while the process is inside MLflow's or Optuna's database code, the
+handler does not raise there but sends the same signal again 20 ms later. So the exception
+always surfaces between store calls, never inside one, where it would leave SQLite's write
+lock held and the KILLED status waiting on "database is locked".
+"""
 
 from __future__ import annotations
 
