@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monke
     assert "IMDB_URL and IMDB_SHA256 ignored" in capsys.readouterr().err
 
 
-def test_http_url_is_downloaded(tiny_cfg, tiny_archive):
+def test_http_url_is_downloaded_with_a_progress_bar(tiny_cfg, tiny_archive, capsys):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny_archive.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -103,6 +104,9 @@ def test_http_url_is_downloaded(tiny_cfg, tiny_archive):
         assert sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 72  # 64 labeled + 8 unlabeled
     finally:
         server.shutdown()
+    # tqdm's bar on stderr, ending at the archive's size (a local path draws none).
+    size = f"{tiny_archive.stat().st_size / 1000:.2f}k"  # tqdm's unit_scale: 1.59k for 1,590 bytes
+    assert re.search(rf"download: 100%\|.*\| {re.escape(size)}/{re.escape(size)} ", capsys.readouterr().err)
     assert not list(Path(tiny_cfg.paths.raw).glob("*.tar.gz")), "the downloaded archive is not kept"
 
 
