@@ -16,7 +16,7 @@ import yaml
 
 from src.lib import config
 from src.lib.errors import UserError
-from tests.conftest import PROJECT, dvc, review_files, run_module, sha256, write_archive
+from tests.conftest import PROJECT, dvc, movie_files, review_files, run_module, sha256, write_archive
 from tests.import_graph import closure, file_of, imports
 
 def stages() -> dict:
@@ -124,7 +124,7 @@ def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_par
     not_gzip = tmp_path / "plain.tar.gz"
     write_archive(not_gzip, review_files(), mode="w")
     other = tmp_path / "other.tar.gz"  # a good archive of other reviews
-    write_archive(other, review_files(per_folder=5))
+    write_archive(other, review_files(per_folder=5) | movie_files(per_folder=5))
     broken = [(truncated, sha256(truncated), "is not a readable .tar.gz archive"),
               (not_gzip, sha256(not_gzip), "is not a readable .tar.gz archive"),
               (other, "0" * 64, "checksum mismatch")]

@@ -28,7 +28,7 @@ def test_word2vec_vectors_come_from_training_and_unlabeled_reviews_only(prepared
     assert meta["labeled_reviews"] == len(splits["train"]) == 24 and meta["unlabeled_reviews"] == 8
     vectors = np.load(Path(cfg.paths.pretrained) / embeddings.VECTORS_FILE)["vectors"]
     vocabulary = Vocabulary.load(Path(cfg.paths.tokens) / VOCAB_FILE)
-    assert vectors.shape == (FIRST_WORD_ID + len(vocabulary.words), cfg.model.embedding_dim)
+    assert vectors.shape == (max(FIRST_WORD_ID + len(vocabulary.words), cfg.data.num_words), cfg.model.embedding_dim)
     # Seeded, one thread, a stable hash: another process would give these same vectors.
     again = replace(cfg, paths=replace(cfg.paths, pretrained=str(tmp_path / "again")))
     pretrain.pretrain(again)

@@ -31,9 +31,11 @@ def test_vocabulary_ranks_by_frequency_then_alphabet_and_reserves_padding_and_un
     assert vocab.size == 4
 
 
-def build_tokens(tmp_path, cfg, extra: dict[str, bytes] = None):
+def build_tokens(tmp_path, cfg, extra: dict[str, bytes] = None, movies: bool = True):
+    """Tokenize an archive of the tiny reviews (with the official archive's movie files unless
+    `movies` is false) and `extra` members."""
     archive = tmp_path / "a.tar.gz"
-    write_archive(archive, review_files() | (extra or {}))
+    write_archive(archive, review_files() | (movie_files() if movies else {}) | (extra or {}))
     download.download(with_archive(cfg, archive))
     return tokenize.tokenize(cfg)
 
@@ -86,13 +88,13 @@ def test_movie_split_holds_out_whole_movies_stratified_and_seeded():
 
 def test_the_tokenize_stage_splits_by_movie_from_the_archives_urls_files(tmp_path, tiny_cfg):
     cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, val_split="movie"))
-    stats = build_tokens(tmp_path, cfg, movie_files())
+    stats = build_tokens(tmp_path, cfg)
     assert stats["movies"]["shared"] == 0 and stats["movies"]["val"] >= 1
     assert stats["val"]["reviews"] == 8 and stats["train"]["reviews"] == 24
     # Without the urls files (the labeled-only copy of the archive) the split is refused in one line.
     with pytest.raises(UserError, match="needs the archive's movie files"):
         (tmp_path / "labeled").mkdir()
-        build_tokens(tmp_path / "labeled", replace(cfg, paths=replace(cfg.paths, raw=str(tmp_path / "labeled-raw"),
+        build_tokens(tmp_path / "labeled", movies=False, cfg=replace(cfg, paths=replace(cfg.paths, raw=str(tmp_path / "labeled-raw"),
                                                                             tokens=str(tmp_path / "labeled-tokens"))))
 
 
@@ -101,7 +103,7 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     # all words: those of the reviews carved out for validation must still be absent.
     cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=1000))
     files = {name: data + (b" marker%d" % i if "/train/" in name else b"")
-             for i, (name, data) in enumerate(review_files().items())}
+             for i, (name, data) in enumerate(review_files().items())} | movie_files()
     files |= {f"aclImdb/test/pos/{100 + i}_8.txt": b"zyzzyva " * 50 for i in range(3)}
     archive = tmp_path / "a.tar.gz"
     write_archive(archive, files)
@@ -110,7 +112,8 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     words = set(Vocabulary.load(Path(cfg.paths.tokens) / "vocab.txt").words)
     assert "zyzzyva" not in words and "wonderful" in words
     texts, labels, ids = data.read_reviews(Path(cfg.paths.raw) / "aclImdb" / "train")
-    train_idx, val_idx = data.validation_split(cfg.data, labels, ids, movies=None)
+    movies = data.read_movies(Path(cfg.paths.raw) / "aclImdb" / "train", labels, ids)
+    train_idx, val_idx = data.validation_split(cfg.data, labels, ids, movies)
     marker = lambda i: standardize(texts[i])[-1]  # noqa: E731
     assert {marker(i) for i in train_idx} <= words
     assert {marker(i) for i in val_idx}.isdisjoint(words)

@@ -17,7 +17,7 @@ import pytest
 from src.stages import evaluate, train
 from src.lib import model_folder, tracking, training
 from src.lib.errors import UserError
-from tests.conftest import with_archive, write_archive
+from tests.conftest import movie_files, with_archive, write_archive
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -194,7 +194,8 @@ def noise_archive(path: Path) -> Path:
     rng = random.Random(0)
     words = [f"w{i}" for i in range(30)]
     write_archive(path, {f"aclImdb/{split}/{label}/{i}_5.txt": " ".join(rng.choice(words) for _ in range(10)).encode()
-                         for split in ("train", "test") for label in ("pos", "neg") for i in range(16)})
+                         for split in ("train", "test") for label in ("pos", "neg") for i in range(16)}
+                  | movie_files())
     return path
 
 

@@ -58,7 +58,8 @@ def pretrain(cfg: config.Config) -> dict:
         seconds = time.perf_counter() - started
         # Rows as a fresh Keras Embedding starts them (uniform +-0.05), then each known word's vector.
         rng = np.random.default_rng(p.seed)
-        vectors = rng.uniform(-0.05, 0.05, (FIRST_WORD_ID + len(vocabulary.words), cfg.model.embedding_dim))
+        rows = max(FIRST_WORD_ID + len(vocabulary.words), cfg.data.num_words)  # the Embedding has num_words rows
+        vectors = rng.uniform(-0.05, 0.05, (rows, cfg.model.embedding_dim))
         known = [(i, word) for i, word in enumerate(vocabulary.words, start=FIRST_WORD_ID) if word in model.wv]
         for i, word in known:
             vectors[i] = model.wv[word]
