@@ -367,6 +367,13 @@ def summary_table(study) -> str:
     return "\n".join(lines)
 
 
+def check_pretrained_width(cfg: config.Config) -> None:
+    """Pretrained vectors have one width, model.embedding_dim: a sweep cannot vary it then."""
+    if cfg.pretrain.method != "none" and "model.embedding_dim" in search_space.dimensions(cfg):
+        raise UserError("sweep.space.model.embedding_dim cannot vary with pretrain.method set: the pretrained "
+                        "vectors have one width (model.embedding_dim); drop it ('~sweep.space.model.embedding_dim')")
+
+
 def check_vocabulary_reach(cfg: config.Config) -> None:
     """A trial can lower data.num_words below the tokenize stage's vocabulary, not raise it."""
     dim = search_space.dimensions(cfg).get("data.num_words")
@@ -406,6 +413,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if not tokens.is_file():
         raise UserError(f"{tokens} not found: run the data stages first (`dvc repro pad`)")
     check_vocabulary_reach(cfg)
+    check_pretrained_width(cfg)
     storage = open_storage(cfg)
     study, parent_run_id = join_study(cfg, storage)
     finished, _ = counts(study)

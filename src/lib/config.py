@@ -183,9 +183,6 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
          f"pretrain.method must be one of {', '.join(PRETRAIN_METHODS)}, got {cfg.pretrain.method!r}"),
         (cfg.pretrain.epochs > 0 and cfg.pretrain.window > 0 and cfg.pretrain.min_count > 0,
          "pretrain.epochs, pretrain.window and pretrain.min_count must be > 0"),
-        (cfg.pretrain.method == "none" or "embedding_dim" not in (sw.space.get("model") or {}),
-         "sweep.space.model.embedding_dim cannot vary with pretrain.method set: the pretrained vectors have one "
-         "width (model.embedding_dim); drop it from the space ('~sweep.space.model.embedding_dim')"),
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
