@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import subprocess
@@ -214,6 +215,8 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
             base_tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
         if parent_run_id:
             base_tags["mlflow.parentRunId"] = parent_run_id  # what the MLflow UI nests runs by
+    # Its monitor announces itself and the GPU it does not find at INFO: not the user's news.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     active = mlflow.start_run(run_id=run_id, run_name=None if run_id else cfg.tracking.run_name,
                               tags=base_tags | (tags or {}), log_system_metrics=system_metrics)
     try:
