@@ -36,8 +36,7 @@ def repeat(cfg: config.Config, seeds: int, overrides: list[str] = ()) -> dict:
             with tracking.run(repeat_cfg, parent_run_id=parent,
                               tags=data.source_tags(cfg) | {"repeat.index": str(k)}) as active:
                 tracking.log_params(repeat_cfg)
-                tracking.log_inputs(repeat_cfg, {"train": train_split, "val": val_split, "test": test_split},
-                                    data.source_tags(cfg).get("dataset.sha256"))
+                tracking.log_inputs(repeat_cfg, {"train": train_split, "val": val_split, "test": test_split})
                 fitted = training.fit(repeat_cfg, train_split, val_split)
                 training.log_fitted(fitted)
                 p_test = batches.predict(fitted.model, test_split.x, cfg.train)

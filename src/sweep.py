@@ -181,10 +181,9 @@ def train_trial(trial_cfg: config.Config, train_fraction: float, trial, worker: 
     study's; the trial keeps no model files and prints no per-epoch lines (a line per trial)."""
     train_split = data.load(trial_cfg, "train").subset(train_fraction, trial_cfg.train.seed)
     val_split = data.load(trial_cfg, "val")
-    source = data.source_tags(trial_cfg)
-    with tracking.run(trial_cfg, parent_run_id=parent_run_id, tags=source | tags) as active:
+    with tracking.run(trial_cfg, parent_run_id=parent_run_id, tags=data.source_tags(trial_cfg) | tags) as active:
         tracking.log_params(trial_cfg, {"sweep.train_fraction": str(train_fraction)} if train_fraction < 1 else {})
-        tracking.log_inputs(trial_cfg, {"train": train_split, "val": val_split}, source.get("dataset.sha256"))
+        tracking.log_inputs(trial_cfg, {"train": train_split, "val": val_split})
         fitted = training.fit(trial_cfg, train_split, val_split, callbacks=[trial_callback(trial, worker)], verbose=0)
         training.log_fitted(fitted)
     return active.info.run_id, fitted.best_val_accuracy

@@ -27,6 +27,7 @@ def test_the_baseline_fits_the_lstms_training_split_and_scores_its_test_reviews(
     [run] = mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list",
                                filter_string="tags.baseline = 'tfidf-logreg'")
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"]
+    assert run.data.metrics["val_accuracy"] == metrics["val_accuracy"] and "test_val_accuracy" not in run.data.metrics
     # The same reviews as the LSTM's: its validation and test splits, review by review.
     for split in ("val", "test"):
         tokens = Path(cfg.paths.tokens) / f"{split}.npz"

@@ -156,13 +156,14 @@ def movie_split(labels: list[int], movies: list[str], val_fraction: float,
     names, movie_of = np.unique(movies, return_inverse=True)
     per_movie = np.zeros((len(names), 2), dtype=np.int64)  # reviews of each movie, by label
     np.add.at(per_movie, (movie_of, labels), 1)
-    target = np.round(np.bincount(labels, minlength=2) * val_fraction).astype(np.int64)
+    per_label = per_movie.sum(axis=0)
+    target = np.round(per_label * val_fraction).astype(np.int64)
     taken, held_out = np.zeros(2, dtype=np.int64), np.zeros(len(names), dtype=bool)
     for movie in np.random.default_rng(seed).permutation(len(names)):
         if np.all(taken + per_movie[movie] <= target):
             taken += per_movie[movie]
             held_out[movie] = True
-    if np.any(taken == 0) or np.any(taken == np.bincount(labels, minlength=2)):
+    if np.any(taken == 0) or np.any(taken == per_label):
         raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
                         f"when whole movies are held out ({len(names)} movies)")
     val = held_out[movie_of]
@@ -183,17 +184,18 @@ def validation_split(data: config.DataConfig, labels: list[int], ids: list[int],
     return stratified_split(labels, data.val_fraction, data.split_seed)
 
 
-def split_reviews(cfg: config.Config) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
+def split_reviews(cfg: config.Config, test: bool = True) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
     """The raw reviews as (text, label, review id) per split: train (the training reviews but
-    validation), val (carved as data.val_split says) and test; and how many movies train and
-    val have and share, when the archive names them (None otherwise)."""
+    validation), val (carved as data.val_split says) and, with `test`, test; and how many movies
+    train and val have and share, when the archive names them (None otherwise)."""
     raw = Path(cfg.paths.raw) / "aclImdb"
     texts, labels, ids = read_reviews(raw / "train")
     movies = read_movies(raw / "train", labels, ids)
     train_idx, val_idx = validation_split(cfg.data, labels, ids, movies)
     rows = list(zip(texts, labels, ids))
-    splits = {"train": [rows[i] for i in train_idx], "val": [rows[i] for i in val_idx],
-              "test": list(zip(*read_reviews(raw / "test")))}
+    splits = {"train": [rows[i] for i in train_idx], "val": [rows[i] for i in val_idx]}
+    if test:
+        splits["test"] = list(zip(*read_reviews(raw / "test")))
     if movies is None:
         return splits, None
     train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}

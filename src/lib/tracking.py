@@ -53,16 +53,17 @@ def log_params(cfg: Config, extra: dict[str, str] | None = None) -> None:
 INPUT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 
-def log_inputs(cfg: Config, splits: dict, archive_sha256: str | None) -> None:
+def log_inputs(cfg: Config, splits: dict) -> None:
     """The run's datasets (MLflow's Datasets column): each split's token arrays and labels, named
     `imdb-<split>`, from the archive in data.url, with a digest derived from the archive's
-    sha256 and how validation was carved, and the number of reviews as a tag."""
+    sha256 (data.sha256: the download stage extracts no other archive) and how validation was
+    carved, and the number of reviews as a tag."""
     import mlflow
 
     url = cfg.data.url if "://" in cfg.data.url else (project_root() / cfg.data.url).resolve().as_uri()
     d = cfg.data
     for name, split in splits.items():
-        recipe = f"{archive_sha256}:{name}:{d.val_split}:{d.val_fraction}:{d.split_seed}:{d.maxlen}:{d.num_words}"
+        recipe = f"{d.sha256.lower()}:{name}:{d.val_split}:{d.val_fraction}:{d.split_seed}:{d.maxlen}:{d.num_words}"
         with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=url, name=f"imdb-{name}",

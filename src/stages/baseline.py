@@ -40,20 +40,21 @@ def fit_and_score(cfg: config.Config) -> dict:
     run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name="baseline-tfidf-logreg", registered_model=None))
     with tracking.run(run_cfg, tags=data.source_tags(cfg) | TAG):
         started = time.perf_counter()
-        vectorizer = TfidfVectorizer(tokenizer=standardize, token_pattern=None, lowercase=False, ngram_range=(1, b.ngram_max),
-                                     min_df=b.min_df, sublinear_tf=b.sublinear_tf, dtype=np.float32)
+        vectorizer = TfidfVectorizer(tokenizer=standardize, token_pattern=None, lowercase=False,
+                                     ngram_range=(1, b.ngram_max), min_df=b.min_df, sublinear_tf=b.sublinear_tf,
+                                     dtype=np.float32)
         features = vectorizer.fit_transform(texts["train"])
         model = LogisticRegression(C=b.C, max_iter=1000).fit(features, labels["train"])
         seconds = time.perf_counter() - started
         p = {name: model.predict_proba(vectorizer.transform(texts[name]))[:, 1].astype(np.float32)
              for name in ("val", "test")}
         metrics, _ = evaluation.score(labels["test"].astype(int), p["test"])
+        evaluation.log_to_active_run(metrics)  # test_* metrics, as the LSTM's run has them
         val = predictions.Predictions(p["val"], labels["val"], ids["val"])
         metrics |= {"val_accuracy": val.accuracy, "fit_seconds": round(seconds, 1),
                     "features": len(vectorizer.vocabulary_)}
         mlflow.log_params({f"baseline.{k}": v for k, v in vars(b).items()} | {"data.val_split": cfg.data.val_split})
-        evaluation.log_to_active_run(metrics)
-        mlflow.log_metrics({"val_accuracy": val.accuracy, "fit_seconds": seconds})
+        mlflow.log_metrics({k: metrics[k] for k in ("val_accuracy", "fit_seconds", "features")})
         predictions.log_to_active_run("val", val)
         predictions.log_to_active_run("test", predictions.Predictions(p["test"], labels["test"], ids["test"]))
     atomic_write_text(Path(cfg.paths.reports) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")

@@ -41,7 +41,7 @@ def pretrain(cfg: config.Config) -> dict:
     if not vocabulary_file.is_file():
         raise UserError(f"{vocabulary_file} not found: run the tokenize stage (`dvc repro tokenize`)")
     vocabulary = Vocabulary.load(vocabulary_file)
-    splits, _ = data.split_reviews(cfg)
+    splits, _ = data.split_reviews(cfg, test=False)  # never test: its reviews are not read at all
     texts = [text for text, _, _ in splits["train"]]
     unlabeled = data.read_unlabeled(Path(cfg.paths.raw) / "aclImdb" / "train") if cfg.pretrain.unlabeled else []
     p = cfg.pretrain

@@ -42,11 +42,9 @@ def train(cfg: config.Config) -> dict:
     vocabulary = Vocabulary.load(vocabulary_file)
     train_split, val_split = data.load(cfg, "train"), data.load(cfg, "val")
     model_dir, reports = Path(cfg.paths.model), Path(cfg.paths.reports)
-    source = data.source_tags(cfg)
-    with tracking.run(cfg, tags=source, system_metrics=cfg.tracking.system_metrics) as active:
+    with tracking.run(cfg, tags=data.source_tags(cfg), system_metrics=cfg.tracking.system_metrics) as active:
         tracking.log_params(cfg)
-        tracking.log_inputs(cfg, {"train": train_split, "val": val_split, "test": data.load(cfg, "test")},
-                            source.get("dataset.sha256"))
+        tracking.log_inputs(cfg, {"train": train_split, "val": val_split, "test": data.load(cfg, "test")})
         fitted = training.fit(cfg, train_split, val_split)
         training.log_fitted(fitted)
         with staging_dir(model_dir) as staging:
