@@ -66,10 +66,10 @@ def stage_commands() -> dict[str, list[str]]:
             for name, spec in stages.items()}
 
 
-def prepared(overrides: list[str], env: dict) -> tuple[Path, dict]:
+def prepared(name: str, overrides: list[str], env: dict) -> tuple[Path, dict]:
     """The folder holding the model-independent stages' outputs for these overrides, run if new,
     and its record (stage seconds, the baseline's metrics)."""
-    params = compose(WORK / "scratch", overrides, env)
+    params = compose(WORK / f"scratch-{name}", overrides, env)
     # What the prepared stages read: the data, the pretraining and the vectors' width.
     key = {"data": params["data"], "pretrain": params["pretrain"],
            "embedding_dim": params["model"]["embedding_dim"] if params["pretrain"]["method"] != "none" else None}
@@ -92,7 +92,7 @@ def prepared(overrides: list[str], env: dict) -> tuple[Path, dict]:
 
 
 def measure(name: str, overrides: list[str], env: dict) -> dict:
-    folder, prep = prepared(overrides, env)
+    folder, prep = prepared(name, overrides, env)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     shared_paths = [f"paths.{key}={folder / params['paths'][key]}" for key in ("raw", "tokens", "padded", "pretrained")]
     run = WORK / name
@@ -147,9 +147,11 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the stages run in scratch folders, not the project root
     for name in names:
         overrides = [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]]
-        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{WORK / 'mlflow.db'}"
+        # A store per configuration: two invocations of this script may run side by side.
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{WORK / f'mlflow-{name}.db'}"
         row = measure(name, overrides, env)
         row["overrides"] = CONFIGURATIONS[name]
+        table = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"rows": {}}  # another run's rows too
         table["rows"][name] = row
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
