@@ -274,27 +274,32 @@ def format_params(params: dict) -> str:
 def work(cfg: config.Config, overrides: list[str], worker: int) -> None:
     """One worker: run trials until the study has n_trials finished.
 
-    When the remaining trials are all claimed (RUNNING), the worker does not leave: a claim may
-    belong to a killed worker, whose trial heartbeats turn FAIL after sweep.stale_trial_seconds and whose
-    retry this worker then runs. So the study reaches n_trials while one worker survives."""
+    Optuna's MaxTrialsCallback, counting running trials too, ends this worker's optimize loop
+    once the trials finished or claimed by other workers reach n_trials. If the study is still
+    short then, a claim may be a killed worker's: the worker waits, and once that trial's
+    heartbeat is stale Optuna fails it and RetryHeartbeatStaleTrialCallback queues its retry,
+    which the next optimize loop runs. So the study reaches n_trials while one worker survives."""
     import optuna
+    from optuna.trial import TrialState
 
     storage = open_storage(cfg)
     study = load_study(cfg, storage, worker)
     parent_run_id = study.user_attrs[PARENT_RUN_ATTR]
+    all_claimed = optuna.study.MaxTrialsCallback(
+        cfg.sweep.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
     while True:
         finished, running = counts(study)
         if finished >= cfg.sweep.n_trials:
             return
-        if finished + running >= cfg.sweep.n_trials:
-            time.sleep(heartbeat_seconds(cfg))
-            with warnings.catch_warnings():  # experimental since Optuna 2.9; what optimize() itself calls
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
+        if finished + running < cfg.sweep.n_trials:
+            study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id, worker),
+                           catch=(SurplusTrial,), callbacks=[progress(cfg, parent_run_id, worker), all_claimed],
+                           gc_after_trial=True)
             continue
-        study.optimize(lambda trial: objective(trial, cfg, overrides, parent_run_id, worker), n_trials=1,
-                       catch=(SurplusTrial,), callbacks=[progress(cfg, parent_run_id, worker)],
-                       gc_after_trial=True)
+        time.sleep(heartbeat_seconds(cfg))
+        with warnings.catch_warnings():  # experimental since Optuna 2.9; what optimize() itself calls
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
 
 
 def run_workers(cfg: config.Config, overrides: list[str]) -> None:
