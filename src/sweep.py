@@ -371,11 +371,14 @@ def summary_table(study) -> str:
     return "\n".join(lines)
 
 
-def check_pretrained_width(cfg: config.Config) -> None:
-    """Pretrained vectors have one width, model.embedding_dim: a sweep cannot vary it then."""
-    if cfg.pretrain.method != "none" and "model.embedding_dim" in search_space.dimensions(cfg):
-        raise UserError("sweep.space.model.embedding_dim cannot vary with pretrain.method set: the pretrained "
-                        "vectors have one width (model.embedding_dim); drop it ('~sweep.space.model.embedding_dim')")
+def check_pretrained_shapes(cfg: config.Config) -> None:
+    """Pretrained weights have the shapes they were learned with: a sweep cannot vary those."""
+    fixed = {"word2vec": ("model.embedding_dim",),
+             "lm": ("model.embedding_dim", "model.units", "model.bidirectional")}.get(cfg.pretrain.method, ())
+    varied = [key for key in fixed if key in search_space.dimensions(cfg)]
+    if varied:
+        raise UserError(f"sweep.space.{varied[0]} cannot vary with pretrain.method={cfg.pretrain.method}: the pretrained "
+                        f"weights have one shape; drop it ('~sweep.space.{varied[0]}')")
 
 
 def check_vocabulary_reach(cfg: config.Config) -> None:
@@ -417,7 +420,7 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     if not tokens.is_file():
         raise UserError(f"{tokens} not found: run the data stages first (`dvc repro pad`)")
     check_vocabulary_reach(cfg)
-    check_pretrained_width(cfg)
+    check_pretrained_shapes(cfg)
     storage = open_storage(cfg)
     study, parent_run_id = join_study(cfg, storage)
     finished, _ = counts(study)

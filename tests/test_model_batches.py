@@ -66,3 +66,19 @@ def test_word_dropout_replaces_words_not_padding():
     assert np.all(dropped[changed] == 1), "a dropped word becomes the unknown-word id"
     assert 0.25 < changed[words].mean() < 0.35
     assert np.array_equal(batches.drop_words(x, 0.0, np.random.default_rng(0)), x)
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_to_zero_over_the_epoch_cap():
+    from src.lib.training import _compiled_model
+
+    cfg = config.compose(["model.units=4", "model.embedding_dim=3", "data.num_words=20", "train.learning_rate=0.01",
+                          "train.lr_schedule=cosine"])
+    model = _compiled_model(cfg, "m", steps=100)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    model.optimizer.iterations.assign(50)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005, rel=1e-3)
+    model.optimizer.iterations.assign(100)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    constant = _compiled_model(config.compose(["model.units=4", "model.embedding_dim=3", "data.num_words=20"]), "m", steps=100)
+    constant.optimizer.iterations.assign(100)
+    assert float(constant.optimizer.learning_rate) == pytest.approx(0.001)

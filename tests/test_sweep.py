@@ -156,7 +156,8 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     ("sweep.pruner=sometimes", "sweep.pruner must be one of"),
     ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
     ("+sweep.space.data.num_words={low: 10, high: 5000}", "vocabulary has"),
-    ("pretrain.method=word2vec", "cannot vary with pretrain.method set"),
+    ("pretrain.method=word2vec", "sweep.space.model.embedding_dim cannot vary with pretrain.method=word2vec"),
+    ("pretrain.method=lm", "cannot vary with pretrain.method=lm"),
 ])
 def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path, override, message):
     done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2", override)

@@ -25,7 +25,7 @@ def review_lengths(x: np.ndarray) -> np.ndarray:
     return np.count_nonzero(x, axis=1)  # id 0 is padding only
 
 
-def _batch_length(lengths: np.ndarray, step: int, maxlen: int) -> int:
+def batch_length(lengths: np.ndarray, step: int, maxlen: int) -> int:
     return min(maxlen, max(step, math.ceil(int(lengths.max(initial=0)) / step) * step))
 
 
@@ -51,7 +51,7 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     def batch_rows():
         if cfg.bucket_by_length:
             for rows in training_order(lengths, cfg.batch_size, rng):
-                yield rows, _batch_length(lengths[rows], cfg.length_step, x.shape[1])
+                yield rows, batch_length(lengths[rows], cfg.length_step, x.shape[1])
         else:
             order = rng.permutation(len(x))
             for i in range(0, len(order), cfg.batch_size):
@@ -99,7 +99,7 @@ def prediction_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig | B
     def once():
         for i in range(0, len(order), cfg.eval_batch_size):
             rows = order[i:i + cfg.eval_batch_size]
-            width = _batch_length(lengths[rows], cfg.length_step, x.shape[1]) if cfg.bucket_by_length else x.shape[1]
+            width = batch_length(lengths[rows], cfg.length_step, x.shape[1]) if cfg.bucket_by_length else x.shape[1]
             yield x[rows, :width], labels[rows]
 
     return _dataset(once, n_batches=math.ceil(len(x) / cfg.eval_batch_size))

@@ -59,6 +59,7 @@ class TrainConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    lr_schedule: str
     clipnorm: float | None
     word_dropout: float
     seed: int
@@ -103,6 +104,9 @@ class PretrainConfig:
     window: int
     min_count: int
     seed: int
+    lm_epochs: int
+    lm_window: int
+    lm_output_words: int
 
 
 @dataclass
@@ -160,6 +164,8 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
         (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
         (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
+        (t.lr_schedule in ("constant", "cosine"),
+         f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}"),
         (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
         (0 <= t.word_dropout < 1, f"train.word_dropout must be in [0, 1), got {t.word_dropout}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
@@ -183,6 +189,8 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
          f"pretrain.method must be one of {', '.join(PRETRAIN_METHODS)}, got {cfg.pretrain.method!r}"),
         (cfg.pretrain.epochs > 0 and cfg.pretrain.window > 0 and cfg.pretrain.min_count > 0,
          "pretrain.epochs, pretrain.window and pretrain.min_count must be > 0"),
+        (cfg.pretrain.lm_epochs > 0 and cfg.pretrain.lm_window >= 2 and cfg.pretrain.lm_output_words >= 3,
+         "pretrain.lm_epochs must be > 0, pretrain.lm_window >= 2 and pretrain.lm_output_words >= 3"),
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
@@ -190,7 +198,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
 
 
 PRUNERS = ("median", "hyperband", "halving", "none")
-PRETRAIN_METHODS = ("none", "word2vec")
+PRETRAIN_METHODS = ("none", "word2vec", "lm")
 def validate(raw: dict) -> Config:
     """Check a plain dict against the schema; raise UserError naming the first problem."""
     from omegaconf import OmegaConf

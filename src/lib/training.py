@@ -9,6 +9,7 @@ caller's.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -65,18 +66,26 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
     return EpochLogger()
 
 
-def _compiled_model(cfg: config.Config, name: str, vectors: np.ndarray | None = None):
-    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), its Embedding started
-    from pretrained `vectors` when given, compiled for training."""
+def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings.Pretrained | None = None):
+    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), its Embedding (and with
+    a language model, its LSTM) started from the pretrain stage's weights when given, compiled to
+    train for `steps` batches in all."""
     import keras
 
     from src.lib.model import build_model  # imports Keras: deferred with it
 
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.data.num_words, name=name)
-    if vectors is not None:
-        model.get_layer("embedding").set_weights([vectors])
-    optimizer = keras.optimizers.Adam(cfg.train.learning_rate, global_clipnorm=cfg.train.clipnorm)
+    if start is not None:
+        model.get_layer("embedding").set_weights([start.vectors])
+        if start.lstm is not None:
+            model.get_layer("bidirectional_lstm" if cfg.model.bidirectional else "lstm").set_weights(start.lstm)
+    learning_rate = cfg.train.learning_rate
+    if cfg.train.lr_schedule == "cosine":
+        # Large steps early, small ones as the epoch cap nears: later epochs refine instead of
+        # oscillating around the best validation point.
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=cfg.train.clipnorm)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=cfg.train.jit_compile)
     return model
@@ -90,7 +99,7 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 
 
 def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list, prefix: str, name: str,
-                verbose: int, vectors: np.ndarray | None):
+                verbose: int, start: embeddings.Pretrained | None):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
     the model, its per-epoch rows and its validation probabilities before any refit."""
     import keras
@@ -101,7 +110,8 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
     if cfg.train.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
-    model = _compiled_model(cfg, name, vectors)
+    steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
+    model = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
     model.fit(batches.training_dataset(train.x, train.y, cfg.train),
               validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
@@ -112,7 +122,8 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
         refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
-        model = _compiled_model(cfg, name, vectors)
+        refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
+        model = _compiled_model(cfg, name, refit_steps, start)
         model.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
                                            cfg.train),
                   epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
@@ -128,12 +139,12 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
 
     from src.lib.model import average_models  # imports Keras: deferred with it
 
-    vectors = embeddings.load(cfg)  # None: the Embedding starts random
+    start = embeddings.load(cfg)  # None: the model starts random
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
         model, rows, p_val = _fit_member(member_cfg, train, val, callbacks=list(callbacks),
-                                         prefix=f"member{k}_" if k else "", verbose=verbose, vectors=vectors,
+                                         prefix=f"member{k}_" if k else "", verbose=verbose, start=start,
                                          name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm")
         members.append(model)
         histories.append(rows)

@@ -1,12 +1,14 @@
-"""DVC stage `pretrain`: word vectors for the classifier's Embedding, learned from reviews alone.
+"""DVC stage `pretrain`: what the classifier starts from, learned from reviews alone.
 
-With pretrain.method=word2vec, gensim's word2vec (CBOW, one worker thread, so the same vectors
-every run) reads the training reviews (the training split: never validation or test) and, with
+It reads the training reviews (the training split: never validation or test) and, with
 pretrain.unlabeled, the archive's unlabeled reviews (train/unsup), standardized as the tokenize
-stage does; each word of the tokenize stage's vocabulary gets its vector at its id, and a word
-seen too rarely keeps a random start as a plain Embedding has. With pretrain.method=none the
-stage writes only its meta.json and the Embedding starts random. An MLflow run tagged
-`pretrain=<method>` records what it learned from and how long it took.
+stage does. With pretrain.method=word2vec, gensim's word2vec (CBOW, one worker thread, so the
+same vectors every run) gives each word of the tokenize stage's vocabulary its vector at its
+id; a word seen too rarely keeps a random start as a plain Embedding has. With
+pretrain.method=lm, an LSTM language model of the classifier's shapes (src.lib.language_model)
+gives the Embedding and the LSTM their weights. With pretrain.method=none the stage writes only
+its meta.json and the model starts random. An MLflow run tagged `pretrain=<method>` records
+what it learned from and how long it took.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.lib import config, data, embeddings, tracking
+from src.lib import config, data, embeddings, language_model, tracking
 from src.lib.artifacts import atomic_path
 from src.lib.errors import UserError, command
 from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, standardize
@@ -49,27 +51,44 @@ def pretrain(cfg: config.Config) -> dict:
     with tracking.run(run_cfg, tags=data.source_tags(cfg) | {"pretrain": p.method}), \
             atomic_path(out, directory=True) as tmp:
         import mlflow
-        from gensim.models import Word2Vec  # seconds to import: only when the stage trains vectors
 
         started = time.perf_counter()
-        sentences = [standardize(text) for text in texts + unlabeled]
-        model = Word2Vec(sentences, vector_size=cfg.model.embedding_dim, window=p.window, min_count=p.min_count,
-                         epochs=p.epochs, seed=p.seed, workers=1, hashfxn=_stable_hash)
-        seconds = time.perf_counter() - started
-        # Rows as a fresh Keras Embedding starts them (uniform +-0.05), then each known word's vector.
-        rng = np.random.default_rng(p.seed)
-        rows = max(FIRST_WORD_ID + len(vocabulary.words), cfg.data.num_words)  # the Embedding has num_words rows
-        vectors = rng.uniform(-0.05, 0.05, (rows, cfg.model.embedding_dim))
-        known = [(i, word) for i, word in enumerate(vocabulary.words, start=FIRST_WORD_ID) if word in model.wv]
-        for i, word in known:
-            vectors[i] = model.wv[word]
+        learn = _word2vec if p.method == "word2vec" else _language_model
+        vectors, lstm, figures = learn(cfg, vocabulary, texts + unlabeled)
         meta = {"method": p.method, "labeled_reviews": len(texts), "unlabeled_reviews": len(unlabeled),
-                "words": sum(len(s) for s in sentences), "vocabulary_with_vectors": len(known),
-                "vocabulary": len(vocabulary.words), "seconds": round(seconds, 1)}
-        embeddings.save(tmp, vectors, meta)
-        mlflow.log_params({f"pretrain.{k}": v for k, v in vars(p).items()} | {"model.embedding_dim": cfg.model.embedding_dim})
-        mlflow.log_metrics({k: v for k, v in meta.items() if k != "method"})
+                "seconds": round(time.perf_counter() - started, 1)} | figures
+        embeddings.save(tmp, vectors, meta, lstm)
+        mlflow.log_params({f"pretrain.{k}": v for k, v in vars(p).items()}
+                          | {f"model.{k}": v for k, v in vars(cfg.model).items()})
+        mlflow.log_metrics({k: v for k, v in meta.items() if isinstance(v, (int, float))})
+        for epoch, loss in enumerate(meta.get("loss", []), start=1):  # the language model's curve
+            mlflow.log_metric("lm_loss", loss, step=epoch)
     return meta
+
+
+def _word2vec(cfg: config.Config, vocabulary: Vocabulary, texts: list[str]) -> tuple[np.ndarray, None, dict]:
+    from gensim.models import Word2Vec  # seconds to import: only when the stage trains vectors
+
+    p = cfg.pretrain
+    sentences = [standardize(text) for text in texts]
+    model = Word2Vec(sentences, vector_size=cfg.model.embedding_dim, window=p.window, min_count=p.min_count,
+                     epochs=p.epochs, seed=p.seed, workers=1, hashfxn=_stable_hash)
+    # Rows as a fresh Keras Embedding starts them (uniform +-0.05), then each known word's vector.
+    rng = np.random.default_rng(p.seed)
+    rows = max(FIRST_WORD_ID + len(vocabulary.words), cfg.data.num_words)  # the Embedding has num_words rows
+    vectors = rng.uniform(-0.05, 0.05, (rows, cfg.model.embedding_dim))
+    known = [(i, word) for i, word in enumerate(vocabulary.words, start=FIRST_WORD_ID) if word in model.wv]
+    for i, word in known:
+        vectors[i] = model.wv[word]
+    return vectors, None, {"words": sum(len(s) for s in sentences), "vocabulary_with_vectors": len(known),
+                           "vocabulary": len(vocabulary.words)}
+
+
+def _language_model(cfg: config.Config, vocabulary: Vocabulary, texts: list[str]) -> tuple[np.ndarray, list, dict]:
+    sequences = [data.cut_vocabulary(np.asarray(vocabulary.encode(text), dtype=np.int32), cfg.data.num_words)
+                 for text in texts]
+    lstm, vectors, figures = language_model.pretrain(cfg, sequences, log=lambda line: print(line, flush=True))
+    return vectors, lstm, {"words": sum(len(s) for s in sequences), "vocabulary": len(vocabulary.words)} | figures
 
 
 @command
@@ -78,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     meta = pretrain(cfg)
     if meta["method"] == "none":
         print("pretrain.method=none: the Embedding starts random")
+    elif meta["method"] == "lm":
+        print(f"language model on {meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
+              f"({meta['words']} words, {meta['windows']} windows) in {meta['seconds']:.0f} s: final loss {meta['loss'][-1]:.4f}")
     else:
         print(f"{meta['method']} vectors for {meta['vocabulary_with_vectors']} of {meta['vocabulary']} words, from "
               f"{meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
