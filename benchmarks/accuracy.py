@@ -47,6 +47,9 @@ CONFIGURATIONS = {
     "w2v-max-units128": [*W2V, "model.pooling=max", "model.units=128"],
     "w2v-max-word-dropout": [*W2V, "model.pooling=max", "train.word_dropout=0.1"],
     "w2v-max-single": [*W2V, "model.pooling=max", "train.ensemble=1"],
+    "lm-max": ["pretrain.method=lm", "model.pooling=max"],
+    "w2v-max-cosine": [*W2V, "model.pooling=max", "train.lr_schedule=cosine"],
+    "w2v-max-cosine-12": [*W2V, "model.pooling=max", "train.lr_schedule=cosine", "train.epochs=12"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 MODEL_STAGES = ("train", "evaluate")
