@@ -40,7 +40,7 @@ NEGATIVE = ["an awful film, terrible acting and a boring story",
 TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
                   "model.embedding_dim=8", "model.units=8", "model.bidirectional=false", "train.epochs=2",
                   "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16",
-                  "train.ensemble=1"]
+                  "train.ensemble=1", "pretrain.method=none"]  # word2vec's own tests: tests/test_pretrain.py
 
 
 # Files whose tests start many processes or servers (a minute or two each) run first: under

@@ -32,6 +32,7 @@ def test_lecture12_is_the_lectures_recipe():
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.learning_rate) == (64, 3, 0.001)
     assert (cfg.train.patience, cfg.train.clipnorm) == (0, None), "the lecture neither stops early nor clips"
     assert cfg.train.ensemble == 1, "the lecture trains one model"
+    assert (cfg.model.pooling, cfg.pretrain.method) == ("last", "none"), "the last state, a random Embedding"
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (PROJECT / "experiments").glob("*.yaml")))

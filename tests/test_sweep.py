@@ -40,8 +40,7 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     # train.refit and train.ensemble are for the retrained winner: a trial is one model judged on
     # its validation curve, so trials never refit and never average.
     # A space that holds the tiny config's own values, so trial 0 can be the baseline.
-    baseline_space = ["sweep.space.model.embedding_dim.low=4", "sweep.space.model.embedding_dim.high=8"]
-    overrides = sweep_overrides + baseline_space + ["sweep.n_trials=3", "train.refit=true", "train.ensemble=3"]
+    overrides = sweep_overrides + ["sweep.n_trials=3", "train.refit=true", "train.ensemble=3"]
     result = sweep.sweep(config.compose(overrides), overrides)
 
     client, parents, children = runs_of_study(isolated_tracking)
@@ -65,7 +64,8 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert [c.data.tags["optuna.trial"] for c in baseline_runs] == ["0"]
     trial0 = finished_trials(config.compose(overrides).sweep.storage)[0]
     assert trial0.user_attrs[sweep.BASELINE_ATTR] is True
-    assert trial0.params == {"model.units": 8, "model.embedding_dim": 8, "model.dropout": 0.5, "data.maxlen": 12}
+    assert trial0.params == {"model.units": 8, "model.dropout": 0.5, "model.pooling": "max", "data.maxlen": 12,
+                             "train.word_dropout": 0.0, "train.lr_schedule": "constant"}
 
     preset = yaml.safe_load((tmp_path / "experiments" / "tiny-best.yaml").read_text())
     best = result["best_params"]
@@ -74,7 +74,7 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert preset["train"]["ensemble"] == 3
 
     # The same command with a higher cap resumes: only the missing trials run, under the same parent.
-    more = sweep_overrides + baseline_space + ["sweep.n_trials=4"]
+    more = sweep_overrides + ["sweep.n_trials=4"]
     sweep.sweep(config.compose(more), more)
     _, parents, children = runs_of_study(isolated_tracking)
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
@@ -156,11 +156,12 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     ("sweep.pruner=sometimes", "sweep.pruner must be one of"),
     ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
     ("+sweep.space.data.num_words={low: 10, high: 5000}", "vocabulary has"),
-    ("pretrain.method=word2vec", "sweep.space.model.embedding_dim cannot vary with pretrain.method=word2vec"),
-    ("pretrain.method=lm", "cannot vary with pretrain.method=lm"),
+    (("pretrain.method=word2vec", "+sweep.space.model.embedding_dim={low: 4, high: 8}"),
+     "sweep.space.model.embedding_dim cannot vary with pretrain.method=word2vec"),
+    ("pretrain.method=lm", "sweep.space.model.units cannot vary with pretrain.method=lm"),
 ])
 def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path, override, message):
-    done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2", override)
+    done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2", *([override] if isinstance(override, str) else override))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     if (tmp_path / "optuna.db").exists():  # no trial of any state: none started, none failed
@@ -189,7 +190,8 @@ def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
 def test_the_baseline_is_the_config_as_it_stands_when_the_space_holds_it():
     values, problem = search_space.baseline_point(config.compose([]))
     assert problem is None
-    assert values == {"model.units": 64, "model.embedding_dim": 128, "model.dropout": 0.5, "data.maxlen": 500}
+    assert values == {"model.units": 64, "model.dropout": 0.5, "model.pooling": "max", "data.maxlen": 500,
+                      "train.word_dropout": 0.0, "train.lr_schedule": "constant"}
     _, problem = search_space.baseline_point(config.compose(["data.maxlen=420"]))  # off the space's step of 50
     assert problem == "data.maxlen=420 is outside the search space"
     _, problem = search_space.baseline_point(config.compose(["sweep.space.model.units.high=48"]))
