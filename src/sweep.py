@@ -87,12 +87,13 @@ def make_pruner(sweep: config.SweepConfig):
 
     if sweep.pruner == "median":  # prune below the median of earlier trials at the same epoch
         # Epochs are reported as steps 1, 2, ...: warm-up 2 never judges a trial on its first
-        # epoch, whose accuracy ranked the real-data trials almost backwards (README, pruning).
+        # epoch, whose accuracy ranked the real-data trials almost backwards (the pruning
+        # study: `git show 22b1bfa:docs/results.md`).
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.epochs)
     if sweep.pruner == "halving":  # keep the better half at epochs 1, 2, 4, ...: the cheapest
-        # A third (reduction_factor 3) cost less but lost the best trial on the real data (README).
+        # A third (reduction_factor 3) cost less but lost the best trial on the real data (the same study).
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     return optuna.pruners.NopPruner()
 
