@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from src.lib import config, data, predictions, search_space, significance, tracking, training
+from src.lib import config, data, embeddings, predictions, search_space, significance, tracking, training
 from src.lib.artifacts import atomic_write_text
 from src.lib.errors import Terminated, UserError, command, first_line
 from src.lib.text import VOCAB_FILE, Vocabulary
@@ -374,9 +374,7 @@ def summary_table(study) -> str:
 
 def check_pretrained_shapes(cfg: config.Config) -> None:
     """Pretrained weights have the shapes they were learned with: a sweep cannot vary those."""
-    fixed = {"word2vec": ("model.embedding_dim",),
-             "lm": ("model.embedding_dim", "model.units", "model.bidirectional")}.get(cfg.pretrain.method, ())
-    varied = [key for key in fixed if key in search_space.dimensions(cfg)]
+    varied = [key for key in embeddings.SHAPED_BY[cfg.pretrain.method] if key in search_space.dimensions(cfg)]
     if varied:
         raise UserError(f"sweep.space.{varied[0]} cannot vary with pretrain.method={cfg.pretrain.method}: the pretrained "
                         f"weights have one shape; drop it ('~sweep.space.{varied[0]}')")

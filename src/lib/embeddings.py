@@ -17,6 +17,9 @@ from src.lib.errors import UserError
 VECTORS_FILE = "vectors.npz"   # `vectors`: (vocabulary ids, model.embedding_dim) float32
 LSTM_FILE = "lstm.npz"         # lm only: the LSTM layer's weights, `w0`, `w1`, ... in Keras' order
 META_FILE = "meta.json"        # the method and what it learned from
+# The config keys whose values shape each method's weights: fixed once the pretrain stage ran.
+SHAPED_BY = {"none": (), "word2vec": ("model.embedding_dim",),
+             "lm": ("model.embedding_dim", "model.units", "model.bidirectional")}
 
 
 @dataclass
