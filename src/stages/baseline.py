@@ -26,11 +26,21 @@ METRICS_FILE = "baseline.json"
 TAG = {"baseline": "tfidf-logreg"}
 
 
+def fitted(b: config.BaselineConfig, texts: list[str], labels: np.ndarray):
+    """(vectorizer, logistic regression) fitted on these reviews, as the baseline config says."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(tokenizer=standardize, token_pattern=None, lowercase=False,
+                                 ngram_range=(1, b.ngram_max), min_df=b.min_df, sublinear_tf=b.sublinear_tf,
+                                 dtype=np.float32)
+    model = LogisticRegression(C=b.C, max_iter=1000).fit(vectorizer.fit_transform(texts), labels)
+    return vectorizer, model
+
+
 def fit_and_score(cfg: config.Config) -> dict:
     """The baseline's test metrics (plus validation accuracy and seconds), in an MLflow run."""
     import mlflow
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     splits, _ = data.split_reviews(cfg)
     texts = {name: [text for text, _, _ in rows] for name, rows in splits.items()}
@@ -40,11 +50,7 @@ def fit_and_score(cfg: config.Config) -> dict:
     run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name="baseline-tfidf-logreg", registered_model=None))
     with tracking.run(run_cfg, tags=data.source_tags(cfg) | TAG):
         started = time.perf_counter()
-        vectorizer = TfidfVectorizer(tokenizer=standardize, token_pattern=None, lowercase=False,
-                                     ngram_range=(1, b.ngram_max), min_df=b.min_df, sublinear_tf=b.sublinear_tf,
-                                     dtype=np.float32)
-        features = vectorizer.fit_transform(texts["train"])
-        model = LogisticRegression(C=b.C, max_iter=1000).fit(features, labels["train"])
+        vectorizer, model = fitted(b, texts["train"], labels["train"])
         seconds = time.perf_counter() - started
         p = {name: model.predict_proba(vectorizer.transform(texts[name]))[:, 1].astype(np.float32)
              for name in ("val", "test")}
