@@ -79,7 +79,10 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     _, parents, children = runs_of_study(isolated_tracking)
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
     assert len(children) == 4
-    assert len(finished_trials(config.compose(more).sweep.storage)) == 4
+    resumed = finished_trials(config.compose(more).sweep.storage)
+    assert len(resumed) == 4
+    # A resumed sampler draws new points, not the first study's again.
+    assert resumed[3].params not in [t.params for t in resumed[:3]]
     dashboard_shows_the_study(config.compose(more).sweep.storage)
 
 
