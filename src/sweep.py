@@ -12,8 +12,8 @@ download, tokenize and pad stages must have run (`dvc repro pad`).
 The study lives in `sweep.storage` (default optuna.db at the project root); running the same
 command again resumes it and runs only the trials still missing: `sweep.n_trials` counts
 complete and pruned trials across all workers and restarts. `sweep.workers=N` starts N worker
-processes on the study, worker k sampling with seed `sweep.sampler_seed + k` (on a resumed
-study, a seed that also counts the trials it has, so it draws new points). Heartbeats mark
+processes on the study, each sampling with its own seed (from `sweep.sampler_seed`, the worker's
+number and the trials the study has, so a resumed study draws new points). Heartbeats mark
 the trial of a killed worker failed, and it is retried.
 
 With `sweep.baseline` (the default), a new study's trial 0 trains the config as it stands, without
@@ -112,11 +112,9 @@ def load_study(cfg: config.Config, storage, worker: int, create: bool = False):
 
 
 def sampler_seed(cfg: config.Config, worker: int, trials_so_far: int) -> int:
-    """Worker k of a new study samples with seed sweep.sampler_seed + k. A resumed study's seed
-    also counts the trials it already has: a sampler seeded as before would draw the same first
-    points again (TPE's first trials are random draws), repeating trials the study has."""
-    if trials_so_far == 0:
-        return cfg.sweep.sampler_seed + worker
+    """The TPE seed of a worker joining a study that has `trials_so_far` trials: from
+    sweep.sampler_seed, the worker's number and that count, so workers differ and a resumed study
+    draws new points (seeded as before, it would draw its first random points again)."""
     import numpy as np
 
     return int(np.random.SeedSequence([cfg.sweep.sampler_seed, worker, trials_so_far]).generate_state(1)[0])
