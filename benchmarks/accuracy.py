@@ -50,6 +50,8 @@ CONFIGURATIONS = {
     "lm-max": ["pretrain.method=lm", "model.pooling=max"],
     "w2v-max-cosine": [*W2V, "model.pooling=max", "train.lr_schedule=cosine"],
     "w2v-max-cosine-12": [*W2V, "model.pooling=max", "train.lr_schedule=cosine", "train.epochs=12"],
+    "w2v-max-wide-3": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
+                       "train.epochs=10", "train.ensemble=3"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 MODEL_STAGES = ("train", "evaluate")
