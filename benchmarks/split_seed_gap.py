@@ -50,15 +50,15 @@ def swapped(raw: Path, seeds: list[int]) -> dict:
     from src.lib import config, data
     from src.stages.baseline import fitted
 
-    b = config.compose([]).baseline
+    cfg = config.compose([])
     texts, labels, ids = data.read_reviews(raw / "test")
     movies = data.read_movies(raw / "test", labels, ids)
     other_texts, other_labels, _ = data.read_reviews(raw / "train")
     labels, other_labels = np.asarray(labels), np.asarray(other_labels)
     runs = []
     for seed in seeds:
-        fit_idx, held_idx = data.movie_split(labels, movies, 0.2, seed)
-        vectorizer, model = fitted(b, [texts[i] for i in fit_idx], labels[fit_idx])
+        fit_idx, held_idx = data.movie_split(labels, movies, cfg.data.val_fraction, seed)
+        vectorizer, model = fitted(cfg.baseline, [texts[i] for i in fit_idx], labels[fit_idx])
         held = float((model.predict(vectorizer.transform([texts[i] for i in held_idx])) == labels[held_idx]).mean())
         other = float((model.predict(vectorizer.transform(other_texts)) == other_labels).mean())
         runs.append({"seed": seed, "held_out_test_movies": held, "train_reviews": other,
