@@ -52,6 +52,8 @@ CONFIGURATIONS = {
     "w2v-max-cosine-12": [*W2V, "model.pooling=max", "train.lr_schedule=cosine", "train.epochs=12"],
     "w2v-max-wide-3": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
                        "train.epochs=10", "train.ensemble=3"],
+    "w2v-max-wide-3-30k": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
+                           "train.epochs=10", "train.ensemble=3", "data.num_words=30000"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 MODEL_STAGES = ("train", "evaluate")
