@@ -54,6 +54,8 @@ CONFIGURATIONS = {
                        "train.epochs=10", "train.ensemble=3"],
     "w2v-max-wide-3-30k": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
                            "train.epochs=10", "train.ensemble=3", "data.num_words=30000"],
+    "w2v-max-wide-3-seed45": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
+                              "train.epochs=10", "train.ensemble=3", "train.seed=45"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 MODEL_STAGES = ("train", "evaluate")
