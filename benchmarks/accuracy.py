@@ -39,6 +39,7 @@ W2V = ["pretrain.method=word2vec"]
 # name -> overrides of the default config. The default itself is "default".
 CONFIGURATIONS = {
     "default": [],
+    "default-seed45": ["train.seed=45"],
     "random-last": ["pretrain.method=none", "model.pooling=last"],
     "w2v-last": [*W2V, "model.pooling=last"],
     "w2v-mean": [*W2V, "model.pooling=mean"],
