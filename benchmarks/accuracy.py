@@ -36,6 +36,9 @@ from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine, 
 WORK = ROOT / "benchmarks" / ".work" / "accuracy"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 W2V = ["pretrain.method=word2vec"]
+# experiments/wide-ensemble.yaml's overrides
+WIDE_3 = [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1", "train.epochs=10",
+          "train.ensemble=3"]
 # name -> overrides of the default config. The default itself is "default".
 CONFIGURATIONS = {
     "default": [],
@@ -51,12 +54,9 @@ CONFIGURATIONS = {
     "lm-max": ["pretrain.method=lm", "model.pooling=max"],
     "w2v-max-cosine": [*W2V, "model.pooling=max", "train.lr_schedule=cosine"],
     "w2v-max-cosine-12": [*W2V, "model.pooling=max", "train.lr_schedule=cosine", "train.epochs=12"],
-    "w2v-max-wide-3": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
-                       "train.epochs=10", "train.ensemble=3"],
-    "w2v-max-wide-3-30k": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
-                           "train.epochs=10", "train.ensemble=3", "data.num_words=30000"],
-    "w2v-max-wide-3-seed45": [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1",
-                              "train.epochs=10", "train.ensemble=3", "train.seed=45"],
+    "w2v-max-wide-3": WIDE_3,
+    "w2v-max-wide-3-30k": [*WIDE_3, "data.num_words=30000"],
+    "w2v-max-wide-3-seed45": [*WIDE_3, "train.seed=45"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 MODEL_STAGES = ("train", "evaluate")
