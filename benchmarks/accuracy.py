@@ -36,9 +36,7 @@ from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine, 
 WORK = ROOT / "benchmarks" / ".work" / "accuracy"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 W2V = ["pretrain.method=word2vec"]
-# experiments/wide-ensemble.yaml's overrides
-WIDE_3 = [*W2V, "model.pooling=max", "model.units=128", "train.word_dropout=0.1", "train.epochs=10",
-          "train.ensemble=3"]
+WIDE_3 = ["experiment=wide-ensemble"]  # the preset, so its settings live in one place
 # name -> overrides of the default config. The default itself is "default".
 CONFIGURATIONS = {
     "default": [],
