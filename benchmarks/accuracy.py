@@ -41,6 +41,7 @@ WIDE_3 = ["experiment=wide-ensemble"]  # the preset, so its settings live in one
 CONFIGURATIONS = {
     "default": [],
     "default-seed45": ["train.seed=45"],
+    "default-seed48": ["train.seed=48"],
     "random-last": ["pretrain.method=none", "model.pooling=last"],
     "w2v-last": [*W2V, "model.pooling=last"],
     "w2v-mean": [*W2V, "model.pooling=mean"],

@@ -297,12 +297,12 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 def runs(repo: Path, kind: str = "training") -> list:
     """The repository's MLflow runs, oldest first: those of training (the train stage's, which
-    evaluate reopens), or of the baseline or pretrain stage (tagged `baseline`, `pretrain`)."""
+    evaluate reopens), or of the baseline, blend or pretrain stage (tagged `baseline`, `blend`, `pretrain`)."""
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("imdb-lstm")
     found = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     if kind == "training":
-        return [r for r in found if not {"baseline", "pretrain"} & r.data.tags.keys()]
+        return [r for r in found if not {"baseline", "blend", "pretrain"} & r.data.tags.keys()]
     return [r for r in found if kind in r.data.tags]
 
 

@@ -176,7 +176,7 @@ def test_missing_params_file_is_one_line(tmp_path):
 
 
 COMPOSED_COMMANDS = ["src.stages.download", "src.stages.tokenize", "src.stages.pad", "src.stages.pretrain",
-                     "src.stages.train", "src.stages.evaluate", "src.stages.baseline", "src.sweep", "src.config"]
+                     "src.stages.train", "src.stages.evaluate", "src.stages.baseline", "src.stages.blend", "src.sweep", "src.config"]
 
 
 @pytest.mark.parametrize("module", COMPOSED_COMMANDS)
@@ -186,7 +186,7 @@ def test_every_command_on_conf_answers_help_and_cfg_job(module):
     shown = run_main(module, "--help")
     first_line = importlib.import_module(module).__doc__.strip().splitlines()[0]
     assert shown.returncode == 0 and shown.stdout.startswith(first_line), shown.stdout
-    assert "config groups: baseline, data, model, pretrain, sweep, tracking, train" in shown.stdout
+    assert "config groups: baseline, blend, data, model, pretrain, sweep, tracking, train" in shown.stdout
     assert "example:" in shown.stdout
     printed = run_main(module, "--cfg", "job", "experiment=lecture12", "model.units=7")
     assert printed.returncode == 0

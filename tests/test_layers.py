@@ -29,7 +29,7 @@ def test_the_three_layers_are_the_three_folders():
     layers = {name: layer(name) for name in modules()}
     assert {n for n, kind in layers.items() if kind == "stage"} == {
         "src.stages.download", "src.stages.tokenize", "src.stages.pad", "src.stages.train", "src.stages.evaluate",
-        "src.stages.baseline", "src.stages.pretrain"}
+        "src.stages.baseline", "src.stages.blend", "src.stages.pretrain"}
     assert {"src.lib.config", "src.lib.model_folder", "src.lib.training", "src.lib.data"} <= {
         n for n, kind in layers.items() if kind == "library"}
     assert {"src.sweep", "src.predict", "src.registry", "src.compare", "src.repeat", "src.config"} <= {

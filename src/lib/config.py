@@ -111,10 +111,17 @@ class PretrainConfig:
 
 @dataclass
 class BaselineConfig:
+    method: str          # nblr | tfidf
     ngram_max: int
     min_df: int
     sublinear_tf: bool
+    nb_alpha: float
     C: float
+
+
+@dataclass
+class BlendConfig:
+    weight_step: float
 
 
 @dataclass
@@ -136,6 +143,7 @@ class Config:
     sweep: SweepConfig
     pretrain: PretrainConfig
     baseline: BaselineConfig
+    blend: BlendConfig
     paths: PathsConfig
 
     def to_dict(self) -> dict:
@@ -194,11 +202,20 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
+        (cfg.baseline.method in BASELINE_METHODS,
+         f"baseline.method must be one of {', '.join(BASELINE_METHODS)}, got {cfg.baseline.method!r}"),
+        (0 < cfg.blend.weight_step <= 1, f"blend.weight_step must be in (0, 1], got {cfg.blend.weight_step}"),
+        (cfg.baseline.nb_alpha > 0, f"baseline.nb_alpha must be > 0, got {cfg.baseline.nb_alpha}"),
+        (cfg.baseline.method != "nblr" or not cfg.baseline.sublinear_tf,
+         "baseline.sublinear_tf is TF-IDF's: baseline.method=nblr uses binary n-grams (set it false)"),
     ] + [(False, problem) for problem in search_space.problems(cfg)]
 
 
 PRUNERS = ("median", "hyperband", "halving", "none")
 PRETRAIN_METHODS = ("none", "word2vec", "lm")
+BASELINE_METHODS = ("nblr", "tfidf")
+
+
 def validate(raw: dict) -> Config:
     """Check a plain dict against the schema; raise UserError naming the first problem."""
     from omegaconf import OmegaConf

@@ -1,10 +1,17 @@
-"""DVC stage `baseline`: the number the LSTM must beat, TF-IDF of word n-grams + logistic regression.
+"""DVC stage `baseline`: the number the LSTM must beat, a linear model of word n-grams.
+
+`baseline.method=nblr` (the default): NB-weighted logistic regression on binarized 1-3-grams
+(Wang & Manning 2012): a review is the set of n-grams it holds, each scaled by its log-count
+ratio between positive and negative training reviews, classified by logistic regression.
+`baseline.method=tfidf` (with `baseline=tfidf`, its own settings): TF-IDF + logistic regression.
 
 Fitted on the same training reviews the train stage fits on (the training reviews but the
 validation split, carved as data.val_split says) and scored on the same test reviews, with the
 same standardization (src.lib.text). Writes reports/baseline.json (`accuracy` among the
-evaluate stage's metrics), so `dvc metrics show` puts the two side by side, and logs an MLflow
-run tagged `baseline=tfidf-logreg` with its validation and test figures and predictions.
+evaluate stage's metrics), so `dvc metrics show` puts the two side by side, every validation
+and test review's probability (reports/predictions/baseline-{val,test}.npz, what the blend
+stage reads), and logs an MLflow run tagged `baseline=<method>` with the same figures and
+predictions.
 """
 
 from __future__ import annotations
@@ -18,24 +25,57 @@ from pathlib import Path
 import numpy as np
 
 from src.lib import config, data, evaluation, predictions, tracking
-from src.lib.artifacts import atomic_write_text
+from src.lib.artifacts import publish, staging_dir
 from src.lib.errors import command
 from src.lib.text import standardize
 
 METRICS_FILE = "baseline.json"
-TAG = {"baseline": "tfidf-logreg"}
+PREDICTIONS_PREFIX = "baseline-"  # reports/predictions/baseline-val.npz, baseline-test.npz
+NAMES = {"nblr": "NB-weighted logistic regression", "tfidf": "TF-IDF + logistic regression"}
+
+
+class LogCountRatio:
+    """Scales binary n-gram features by r = log((p / |p|_1) / (q / |q|_1)), p and q the
+    alpha-smoothed counts of each n-gram in positive and negative training reviews: an n-gram
+    only positive reviews hold weighs positive, one both hold about zero."""
+
+    def __init__(self, alpha: float):
+        self.alpha = alpha
+
+    def fit(self, x, y):
+        y = np.asarray(y)
+        p = self.alpha + np.asarray(x[y == 1].sum(axis=0)).ravel()
+        q = self.alpha + np.asarray(x[y == 0].sum(axis=0)).ravel()
+        self.ratio_ = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+        return self
+
+    def transform(self, x):
+        return x.multiply(self.ratio_).tocsr()
+
+    def fit_transform(self, x, y):
+        return self.fit(x, y).transform(x)
 
 
 def fitted(b: config.BaselineConfig, texts: list[str], labels: np.ndarray):
-    """(vectorizer, logistic regression) fitted on these reviews, as the baseline config says."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """A scikit-learn pipeline (raw text -> probability) fitted on these reviews as the baseline
+    config says."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
 
-    vectorizer = TfidfVectorizer(tokenizer=standardize, token_pattern=None, lowercase=False,
-                                 ngram_range=(1, b.ngram_max), min_df=b.min_df, sublinear_tf=b.sublinear_tf,
-                                 dtype=np.float32)
-    model = LogisticRegression(C=b.C, max_iter=1000).fit(vectorizer.fit_transform(texts), labels)
-    return vectorizer, model
+    words = {"tokenizer": standardize, "token_pattern": None, "lowercase": False,
+             "ngram_range": (1, b.ngram_max), "min_df": b.min_df, "dtype": np.float32}
+    if b.method == "nblr":
+        # liblinear's dual solver: far fewer variables (reviews) than features (n-grams).
+        steps = [CountVectorizer(binary=True, **words), LogCountRatio(b.nb_alpha),
+                 LogisticRegression(C=b.C, solver="liblinear", dual=True, max_iter=1000)]
+    else:
+        steps = [TfidfVectorizer(sublinear_tf=b.sublinear_tf, **words), LogisticRegression(C=b.C, max_iter=1000)]
+    return make_pipeline(*steps).fit(texts, labels)
+
+
+def prediction_file(split: str) -> str:
+    return PREDICTIONS_PREFIX + predictions.file_name(split)
 
 
 def fit_and_score(cfg: config.Config) -> dict:
@@ -47,23 +87,29 @@ def fit_and_score(cfg: config.Config) -> dict:
     labels = {name: np.array([label for _, label, _ in rows], dtype=np.int8) for name, rows in splits.items()}
     ids = {name: np.array([i for _, _, i in rows], dtype=np.int32) for name, rows in splits.items()}
     b = cfg.baseline
-    run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name="baseline-tfidf-logreg", registered_model=None))
-    with tracking.run(run_cfg, tags=data.source_tags(cfg) | TAG):
+    run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name=f"baseline-{b.method}", registered_model=None))
+    with tracking.run(run_cfg, tags=data.source_tags(cfg) | {"baseline": b.method}):
         started = time.perf_counter()
-        vectorizer, model = fitted(b, texts["train"], labels["train"])
+        model = fitted(b, texts["train"], labels["train"])
         seconds = time.perf_counter() - started
-        p = {name: model.predict_proba(vectorizer.transform(texts[name]))[:, 1].astype(np.float32)
-             for name in ("val", "test")}
+        p = {name: model.predict_proba(texts[name])[:, 1].astype(np.float32) for name in ("val", "test")}
         metrics, _ = evaluation.score(labels["test"].astype(int), p["test"])
         evaluation.log_to_active_run(metrics)  # test_* metrics, as the LSTM's run has them
-        val = predictions.Predictions(p["val"], labels["val"], ids["val"])
-        metrics |= {"val_accuracy": val.accuracy, "fit_seconds": round(seconds, 1),
-                    "features": len(vectorizer.vocabulary_)}
+        split_predictions = {name: predictions.Predictions(p[name], labels[name], ids[name]) for name in p}
+        metrics |= {"val_accuracy": split_predictions["val"].accuracy,
+                    "fit_seconds": round(seconds, 1), "features": len(model[0].vocabulary_)}
         mlflow.log_params({f"baseline.{k}": v for k, v in vars(b).items()} | {"data.val_split": cfg.data.val_split})
         mlflow.log_metrics({k: metrics[k] for k in ("val_accuracy", "fit_seconds", "features")})
-        predictions.log_to_active_run("val", val)
-        predictions.log_to_active_run("test", predictions.Predictions(p["test"], labels["test"], ids["test"]))
-    atomic_write_text(Path(cfg.paths.reports) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+        for name, split in split_predictions.items():
+            predictions.log_to_active_run(name, split)
+        reports = Path(cfg.paths.reports)
+        with staging_dir(reports) as staging:
+            for name, split in split_predictions.items():
+                predictions.save(staging / prediction_file(name), split)
+            (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+            # The metrics file last: it is what `dvc metrics show` reads.
+            publish({staging / prediction_file(name): reports / predictions.DIRECTORY / prediction_file(name)
+                     for name in split_predictions} | {staging / METRICS_FILE: reports / METRICS_FILE})
     return metrics
 
 
@@ -71,7 +117,7 @@ def fit_and_score(cfg: config.Config) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     m = fit_and_score(cfg)
-    print(f"baseline (TF-IDF 1-{cfg.baseline.ngram_max}-grams + logistic regression): test accuracy "
+    print(f"baseline ({NAMES[cfg.baseline.method]}, 1-{cfg.baseline.ngram_max}-grams): test accuracy "
           f"{m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}, validation accuracy {m['val_accuracy']:.4f}, "
           f"{m['features']} features, fitted in {m['fit_seconds']:.0f} s")
 

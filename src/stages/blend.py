@@ -1,0 +1,94 @@
+"""DVC stage `blend`: the LSTM's and the baseline's probabilities averaged, one weight chosen on validation.
+
+    p = w * p_lstm + (1 - w) * p_baseline,  w in 0, blend.weight_step, ..., 1
+
+w is the one with the highest validation accuracy (ties: the lower validation log loss), read
+from the two models' validation predictions only; the test predictions are then blended with
+it and scored. A recurrent model and an n-gram model err on different reviews, so the blend
+can beat both. Writes reports/blend.json (`accuracy` and the evaluate stage's other metrics,
+`weight`, `val_accuracy`), so `dvc metrics show` puts the three side by side, and logs an MLflow
+run tagged `blend` with the weight and every review's blended probability, which
+`python -m src.compare` takes like any run. The registry serves the LSTM alone: the blend needs
+the n-gram model beside it, which is not part of the saved model.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from src.lib import config, evaluation, model_folder, predictions, tracking
+from src.lib.artifacts import atomic_write_text
+from src.lib.data import source_tags
+from src.lib.errors import UserError, command
+
+METRICS_FILE = "blend.json"
+BASELINE_PREFIX = "baseline-"  # the baseline stage's predictions: reports/predictions/baseline-<split>.npz
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictions, step: float) -> float:
+    """The LSTM's weight with the highest accuracy on these (validation) predictions, the lower
+    log loss among equals, the smaller weight among exact equals."""
+    if lstm.digest != baseline.digest:
+        raise UserError("the LSTM's and the baseline's validation predictions are of different reviews: "
+                        "re-run both on one split (`dvc repro`)")
+    y = lstm.label.astype(np.float64)
+    weights = np.round(np.arange(0, 1 + step / 2, step), 6)
+    scores = []
+    for w in weights:
+        p = w * lstm.probability + (1 - w) * baseline.probability
+        scores.append((-float(np.mean((p >= evaluation.THRESHOLD) == lstm.label)), _log_loss(y, p)))
+    return float(weights[min(range(len(weights)), key=lambda i: scores[i])])
+
+
+def blended(lstm: predictions.Predictions, baseline: predictions.Predictions, weight: float) -> predictions.Predictions:
+    if lstm.digest != baseline.digest:
+        raise UserError("the LSTM's and the baseline's test predictions are of different reviews: "
+                        "re-run both on one split (`dvc repro`)")
+    p = (weight * lstm.probability + (1 - weight) * baseline.probability).astype(np.float32)
+    return predictions.Predictions(p, lstm.label, lstm.review_id)
+
+
+def blend(cfg: config.Config) -> dict:
+    import mlflow
+
+    folder = Path(cfg.paths.reports) / predictions.DIRECTORY
+    lstm = {split: predictions.load(folder / predictions.file_name(split)) for split in ("val", "test")}
+    baseline = {split: predictions.load(folder / (BASELINE_PREFIX + predictions.file_name(split)))
+                for split in ("val", "test")}
+    weight = choose_weight(lstm["val"], baseline["val"], cfg.blend.weight_step)
+    val, test = blended(lstm["val"], baseline["val"], weight), blended(lstm["test"], baseline["test"], weight)
+    metrics, _ = evaluation.score(test.label.astype(int), test.probability)
+    metrics |= {"weight": weight, "val_accuracy": val.accuracy}
+    trained = model_folder.read_run(Path(cfg.paths.model))
+    run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name="blend", registered_model=None))
+    tags = source_tags(cfg) | {"blend": f"lstm+{cfg.baseline.method}", "blend.lstm_run": trained["run_id"]}
+    with tracking.run(run_cfg, tags=tags):
+        mlflow.log_params({"blend.weight_step": cfg.blend.weight_step, "baseline.method": cfg.baseline.method})
+        mlflow.log_metrics({"weight": weight, "val_accuracy": val.accuracy})
+        evaluation.log_to_active_run(metrics)
+        predictions.log_to_active_run("val", val)
+        predictions.log_to_active_run("test", test)
+    atomic_write_text(Path(cfg.paths.reports) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+@command
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
+    m = blend(cfg)
+    print(f"blend ({m['weight']:.2f} LSTM + {1 - m['weight']:.2f} {cfg.baseline.method}, weight chosen on "
+          f"validation {m['val_accuracy']:.4f}): test accuracy {m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
