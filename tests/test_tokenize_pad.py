@@ -126,6 +126,10 @@ def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg):
     assert stats["test"]["empty"] == 1
     sequences, labels = load_ragged(Path(tiny_cfg.paths.tokens) / "test.npz")
     assert len(sequences) == 34 and min(len(s) for s in sequences) == 0
+    # Padded, the empty review is one unknown word: a GPU's cuDNN LSTM refuses a fully masked row.
+    pad.pad_splits(tiny_cfg)
+    x, _ = data.load_split(tiny_cfg, "test")
+    assert x.shape[0] == 34 and np.count_nonzero(x, axis=1).min() == 1
     vocab = Vocabulary.load(Path(tiny_cfg.paths.tokens) / "vocab.txt")
     assert any(list(s) == vocab.encode("caf\ufffd great \ufffd\ufffd film") for s in sequences)
 
@@ -136,10 +140,11 @@ def test_token_files_load_without_pickle(tmp_path, tiny_cfg):
         assert {data[k].dtype.kind for k in data.files} == {"i"}
 
 
+# The empty review (third) is one unknown word (id 1), never a row of padding only.
 @pytest.mark.parametrize("padding, truncating, expected", [
-    ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6], [0, 0, 0, 0]]),
-    ("post", "post", [[1, 2, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0]]),
-    ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6], [0, 0, 0, 0]]),
+    ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6], [0, 0, 0, 1]]),
+    ("post", "post", [[1, 2, 0, 0], [1, 2, 3, 4], [1, 0, 0, 0]]),
+    ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6], [1, 0, 0, 0]]),
 ])
 def test_pad_sides(padding, truncating, expected):
     sequences = [np.array([1, 2]), np.array([1, 2, 3, 4, 5, 6]), np.array([], dtype=np.int32)]

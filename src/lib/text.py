@@ -58,13 +58,18 @@ class Vocabulary:
         return cls(Path(path).read_text(encoding="utf-8").splitlines())
 
 
+EMPTY_REVIEW = (OOV_ID,)  # what a review without words is fed as: one unknown word, never a row of padding
+
+
 def pad(sequences: list[np.ndarray], maxlen: int, padding: str, truncating: str) -> np.ndarray:
-    """Fixed-length int32 matrix: Keras' pad_sequences semantics, without its float default."""
+    """Fixed-length int32 matrix: Keras' pad_sequences semantics, without its float default.
+    A review without words becomes one unknown word: a row that is all padding is fully masked,
+    which cuDNN's LSTM on a GPU refuses."""
     out = np.full((len(sequences), maxlen), PAD_ID, dtype=np.int32)
     for row, seq in enumerate(sequences):
         seq = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
         if len(seq) == 0:
-            continue
+            seq = EMPTY_REVIEW
         if padding == "pre":
             out[row, maxlen - len(seq):] = seq
         else:
