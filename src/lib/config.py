@@ -70,6 +70,8 @@ class TrainConfig:
     bucket_by_length: bool
     length_step: int
     jit_compile: bool
+    adversarial: str
+    adversarial_epsilon: float
 
 
 @dataclass
@@ -183,6 +185,8 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
          "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)"),
         (not t.bucket_by_length or m.mask_padding,
          "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
+        (t.adversarial in ADVERSARIAL, f"train.adversarial must be one of {', '.join(ADVERSARIAL)}, got {t.adversarial!r}"),
+        (t.adversarial_epsilon > 0, f"train.adversarial_epsilon must be > 0, got {t.adversarial_epsilon}"),
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
         (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
@@ -214,6 +218,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
 PRUNERS = ("median", "hyperband", "halving", "none")
 PRETRAIN_METHODS = ("none", "word2vec", "lm")
 BASELINE_METHODS = ("nblr", "tfidf")
+ADVERSARIAL = ("none", "at")
 
 
 def validate(raw: dict) -> Config:

@@ -81,3 +81,16 @@ def load_model(path, jit_compile: bool = False) -> keras.Model:
     model = keras.saving.load_model(path, compile=False, safe_mode=True)
     model.compile(jit_compile=jit_compile)  # no optimizer or loss: prediction only
     return model
+
+
+def classify_vectors(model: keras.Model, vectors, mask, training: bool = False):
+    """The model's output computed from its Embedding's output instead of from token ids: the
+    layers after the Embedding (build_model makes a chain of them) applied in order, the
+    Embedding's padding mask passed along. Adversarial training perturbs `vectors`
+    (src.lib.adversarial); with them unperturbed this is model(tokens)."""
+    after = model.layers[model.layers.index(model.get_layer("embedding")) + 1:]
+    x = vectors
+    for layer in after:
+        masked = {} if mask is None else {"mask": mask}  # a summary of the review (pooling, Dense) has none
+        x, mask = layer(x, training=training, **masked), layer.compute_mask(x, mask)
+    return x

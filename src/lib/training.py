@@ -20,6 +20,7 @@ from src.lib.data import Split
 from src.lib.predictions import Predictions
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+ADVERSARIAL_METRIC = "adversarial_loss"  # train.adversarial=at: the loss on the perturbed reviews, beside `loss` (clean)
 
 
 @dataclass
@@ -57,7 +58,7 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
             self._last_batch_end = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in metrics}
+            row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in (*metrics, ADVERSARIAL_METRIC) if k in logs}
             row["epoch_seconds"] = time.perf_counter() - self._started
             row["train_seconds"] = self._last_batch_end - self._started  # without validation
             self.rows.append(row)
@@ -67,9 +68,10 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
 
 
 def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings.Pretrained | None = None):
-    """A new model, seeded by train.seed (Python, NumPy and TensorFlow), its Embedding (and with
-    a language model, its LSTM) started from the pretrain stage's weights when given, compiled to
-    train for `steps` batches in all."""
+    """(the model, what fits it): a new model, seeded by train.seed (Python, NumPy and
+    TensorFlow), its Embedding (and with a language model, its LSTM) started from the pretrain
+    stage's weights when given, compiled to train for `steps` batches in all; fitted as it is,
+    or with train.adversarial=at through an AdversarialTrainer that holds it."""
     import keras
 
     from src.lib.model import build_model  # imports Keras: deferred with it
@@ -86,9 +88,14 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
         # oscillating around the best validation point.
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=cfg.train.clipnorm)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
-                  jit_compile=cfg.train.jit_compile)
-    return model
+    trainee = model
+    if cfg.train.adversarial == "at":
+        from src.lib.adversarial import AdversarialTrainer  # imports TensorFlow: deferred with it
+
+        trainee = AdversarialTrainer(model, cfg.train.adversarial_epsilon)
+    trainee.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
+                    jit_compile=cfg.train.jit_compile)
+    return model, trainee
 
 
 def kept_epoch(rows: list[dict], patience: int) -> int:
@@ -111,8 +118,8 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
     steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
-    model = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
-    model.fit(batches.training_dataset(train.x, train.y, cfg.train),
+    model, trainee = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
+    trainee.fit(batches.training_dataset(train.x, train.y, cfg.train),
               validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the dataset shuffles, seeded by train.seed
@@ -123,8 +130,8 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
         refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
-        model = _compiled_model(cfg, name, refit_steps, start)
-        model.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
+        model, trainee = _compiled_model(cfg, name, refit_steps, start)
+        trainee.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
                                            cfg.train),
                   epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
         mlflow.log_metric(prefix + "refit_epochs", refit_epochs)
