@@ -1,17 +1,21 @@
-"""The accuracy table: each configuration's test and validation accuracy and training minutes on
-this machine, with the TF-IDF + logistic regression baseline of the same split beside it.
+"""The accuracy table: each configuration's test and validation accuracy as a mean over training
+seeds, its training minutes on this machine, and the bars beside it (NB-weighted logistic
+regression, TF-IDF + logistic regression, and the blend of each seed's LSTM with NB-LR).
 
-    python benchmarks/accuracy.py                    # every configuration not yet in the results file
-    python benchmarks/accuracy.py w2v-max w2v        # these rows (measured again if already there)
-    python benchmarks/accuracy.py --list             # the configurations and their overrides
+    python benchmarks/accuracy.py --seeds 3 default at   # measure these rows, each over 3 seeds
+    python benchmarks/accuracy.py                          # the table and the picture from the results file
+    python benchmarks/accuracy.py --list                   # the configurations and their overrides
 
-Each configuration is a list of Hydra overrides on the default config (CONFIGURATIONS below).
-The stages that do not depend on the model (download, tokenize, pad, pretrain, baseline) run once
-per distinct data + pretrain config in benchmarks/.work/accuracy/prepared-<digest>/, and every
-configuration sharing them runs train and evaluate in its own directory, reading the prepared
-data by absolute path; each stage is its own process, as in benchmarks/pipeline.py. Rows are
-added to benchmarks/results/accuracy.json as they finish, each with its machine: a table whose
-rows ran on different CPU kinds says so.
+Each configuration is a list of Hydra overrides on the default config (CONFIGURATIONS below). The
+stages that do not depend on the model (download, tokenize, pad, pretrain, baseline, and the
+baseline again with baseline=tfidf) run once per distinct data + pretrain config in
+benchmarks/.work/accuracy/prepared-<digest>/. A row is `python -m src.repeat --seeds N` on that
+data: repeat k trains and evaluates with train.seed + k * train.ensemble, one child MLflow run
+each, all in one store (benchmarks/.work/accuracy/mlflow.db) with the baseline's run, so
+`python -m src.compare <baseline run> <r1>,<r2>,<r3>` compares a row with the bar. Each seed's
+LSTM is blended with NB-LR as the blend stage does (weight from validation). Seeds are added to
+benchmarks/results/accuracy.json as rows finish, each with its machine; the picture is
+docs/accuracy.png (test accuracy against training minutes, the bars as horizontal lines).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -30,35 +36,24 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 
 from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine, run_stage  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "accuracy"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
-W2V = ["pretrain.method=word2vec"]
-WIDE_3 = ["experiment=wide-ensemble"]  # the preset, so its settings live in one place
+PICTURE = ROOT / "docs" / "accuracy.png"
+STORE = f"sqlite:///{WORK / 'mlflow.db'}"
 # name -> overrides of the default config. The default itself is "default".
 CONFIGURATIONS = {
     "default": [],
-    "default-seed45": ["train.seed=45"],
-    "default-seed48": ["train.seed=48"],
-    "random-last": ["pretrain.method=none", "model.pooling=last"],
-    "w2v-last": [*W2V, "model.pooling=last"],
-    "w2v-mean": [*W2V, "model.pooling=mean"],
-    "w2v-max": [*W2V, "model.pooling=max"],
-    "w2v-max-20k": [*W2V, "model.pooling=max", "data.num_words=20000"],
-    "w2v-max-units128": [*W2V, "model.pooling=max", "model.units=128"],
-    "w2v-max-word-dropout": [*W2V, "model.pooling=max", "train.word_dropout=0.1"],
-    "w2v-max-single": [*W2V, "model.pooling=max", "train.ensemble=1"],
-    "lm-max": ["pretrain.method=lm", "model.pooling=max"],
-    "w2v-max-cosine": [*W2V, "model.pooling=max", "train.lr_schedule=cosine"],
-    "w2v-max-cosine-12": [*W2V, "model.pooling=max", "train.lr_schedule=cosine", "train.epochs=12"],
-    "w2v-max-wide-3": WIDE_3,
-    "w2v-max-wide-3-30k": [*WIDE_3, "data.num_words=30000"],
-    "w2v-max-wide-3-seed45": [*WIDE_3, "train.seed=45"],
+    "at": ["train.adversarial=at", "train.ensemble=1"],  # one model with adversarial training: the default's cost
+    "at-2": ["train.adversarial=at"],                    # two such models averaged
+    "wide-ensemble": ["experiment=wide-ensemble"],
+    "w2v-max-cosine": ["train.lr_schedule=cosine"],
+    "w2v-max-wide-3-30k": ["experiment=wide-ensemble", "data.num_words=30000"],
 }
 PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
-MODEL_STAGES = ("train", "evaluate")
 
 
 def compose(folder: Path, overrides: list[str], env: dict) -> dict:
@@ -69,113 +64,169 @@ def compose(folder: Path, overrides: list[str], env: dict) -> dict:
     return yaml.safe_load((folder / "params.yaml").read_text())
 
 
-def stage_commands() -> dict[str, list[str]]:
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    return {name: [sys.executable if word == "python" else word for word in spec["cmd"].split()]
-            for name, spec in stages.items()}
+def stage(name: str, folder: Path, env: dict) -> float:
+    return run_stage([sys.executable, "-m", f"src.stages.{name}", "--params", "params.yaml"], folder, env)[0]
 
 
-def prepared(name: str, overrides: list[str], env: dict) -> tuple[Path, dict]:
+def prepared(overrides: list[str], env: dict) -> tuple[Path, dict]:
     """The folder holding the model-independent stages' outputs for these overrides, run if new,
-    and its record (stage seconds, the baseline's metrics)."""
-    params = compose(WORK / f"scratch-{name}", overrides, env)
+    and its record (stage seconds, both baselines' metrics)."""
+    params = compose(WORK / "scratch", overrides, env)
     # What the prepared stages read: the data, the pretraining and the vectors' width.
-    key = {"data": params["data"], "pretrain": params["pretrain"],
+    key = {"data": params["data"], "pretrain": params["pretrain"], "baseline": params["baseline"],
            "embedding_dim": params["model"]["embedding_dim"] if params["pretrain"]["method"] != "none" else None}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    folder = WORK / f"prepared-{digest}"
+    folder = WORK / f"prepared-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
     record = folder / "prepared.json"
     if record.is_file():
         return folder, json.loads(record.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     compose(folder, overrides, env)
-    commands = stage_commands()
     seconds = {}
-    for stage in PREPARED_STAGES:
-        print(f"--- {folder.name} {stage}", flush=True)
-        seconds[stage] = round(run_stage(commands[stage], folder, env)[0], 1)
+    for name in PREPARED_STAGES:
+        print(f"--- {folder.name} {name}", flush=True)
+        seconds[name] = round(stage(name, folder, env), 1)
+    tfidf = folder / "tfidf"
+    compose(tfidf, [*overrides, "baseline=tfidf", f"paths.raw={folder / params['paths']['raw']}"], env)
+    seconds["baseline_tfidf"] = round(stage("baseline", tfidf, env), 1)
+    reports = params["paths"]["reports"]
     result = {"key": key, "seconds": seconds,
-              "baseline": json.loads((folder / params["paths"]["reports"] / "baseline.json").read_text())}
+              "nblr": json.loads((folder / reports / "baseline.json").read_text()),
+              "tfidf": json.loads((tfidf / reports / "baseline.json").read_text())}
     record.write_text(json.dumps(result, indent=2) + "\n")
     return folder, result
 
 
-def measure(name: str, overrides: list[str], env: dict) -> dict:
-    folder, prep = prepared(name, overrides, env)
+def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[list[dict], dict]:
+    """Each seed's figures of `python -m src.repeat --seeds <seeds>` on the prepared data."""
+    import mlflow
+    import numpy as np
+
+    from src.lib import predictions
+    from src.stages.blend import blended, choose_weight
+
+    folder, prep = prepared(overrides, env)
     params = yaml.safe_load((folder / "params.yaml").read_text())
-    shared_paths = [f"paths.{key}={folder / params['paths'][key]}" for key in ("raw", "tokens", "padded", "pretrained")]
+    shared = [f"paths.{key}={folder / params['paths'][key]}" for key in ("raw", "tokens", "padded", "pretrained")]
     run = WORK / name
-    shutil.rmtree(run, ignore_errors=True)
-    params = compose(run, [*overrides, *shared_paths], env)
-    commands = stage_commands()
-    seconds = {}
-    for stage in MODEL_STAGES:
-        print(f"--- {name} {stage}", flush=True)
-        seconds[stage] = round(run_stage(commands[stage], run, env)[0], 1)
-    reports, model = run / params["paths"]["reports"], run / params["paths"]["model"]
-    metrics = json.loads((reports / "metrics.json").read_text())
-    trained = json.loads((model / "run.json").read_text())
-    history = (reports / "history.csv").read_text().splitlines()
-    epochs = [dict(zip(history[0].split(","), row.split(","))) for row in history[1:]]
-    return {
-        "overrides": overrides,
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "test_accuracy": metrics["accuracy"],
-        "test_roc_auc": metrics["roc_auc"],
-        "val_accuracy": trained["best_val_accuracy"],
-        "train_minutes": round(seconds["train"] / 60, 1),
-        # The stages a fresh `dvc repro` of this configuration runs too.
-        "pipeline_minutes": round((sum(prep["seconds"].values()) + sum(seconds.values())) / 60, 1),
-        "prepared_seconds": prep["seconds"],
-        "epochs_run": len(epochs),
-        "config": {"model": params["model"], "num_words": params["data"]["num_words"],
-                   "maxlen": params["data"]["maxlen"], "pretrain": params["pretrain"]["method"],
-                   "epochs": params["train"]["epochs"], "ensemble": params["train"]["ensemble"]},
-        "baseline_test_accuracy": prep["baseline"]["accuracy"],
-        "baseline_val_accuracy": prep["baseline"]["val_accuracy"],
-    }
+    run.mkdir(parents=True, exist_ok=True)
+    print(f"--- {name}: src.repeat --seeds {seeds} {' '.join(overrides)}", flush=True)
+    out = subprocess.run([sys.executable, "-m", "src.repeat", "--seeds", str(seeds), *overrides, *shared,
+                          f"tracking.run_name=accuracy-{name}"], cwd=run, env=env, check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    print(out, end="", flush=True)
+    children = re.search(r"^runs: (.+)$", out, re.M).group(1).split(",")
+    client = mlflow.MlflowClient(STORE)
+    mlflow.set_tracking_uri(STORE)  # predictions.from_run reads the global store
+    bar = {split: predictions.load(folder / params["paths"]["reports"] / predictions.DIRECTORY /
+                                   f"baseline-{predictions.file_name(split)}") for split in ("val", "test")}
+    rows = []
+    for child in children:
+        info = client.get_run(child)
+        lstm = {split: predictions.from_run(child, split) for split in ("val", "test")}
+        weight = choose_weight(lstm["val"], bar["val"], params["blend"]["weight_step"])
+        rows.append({"seed": int(info.data.params["train.seed"]), "run_id": child,
+                     "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+                     "test_accuracy": info.data.metrics["test_accuracy"],
+                     "val_accuracy": info.data.metrics["best_val_accuracy"],
+                     "train_minutes": round((info.info.end_time - info.info.start_time) / 60000, 1),
+                     "epochs_run": int(info.data.metrics["epochs_run"]),
+                     "blend_weight": weight,
+                     "blend_test_accuracy": float(np.mean(
+                         (blended(lstm["test"], bar["test"], weight).probability >= 0.5) == lstm["test"].label))})
+    return rows, prep
+
+
+def summary(seeds: list[dict], key: str) -> tuple[float, float | None]:
+    values = [s[key] for s in seeds if s.get(key) is not None]
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def cpu_kind(seed: dict) -> str:
+    return ("avx512 " if seed["machine"]["avx512"] else "no-avx512 ") + seed["machine"]["cpu"].split()[0]
+
+
+def print_table(table: dict) -> None:
+    refs = table["references"]
+    print(f"\nreferences (deterministic, no training seed): NB-LR test {refs['nblr']['accuracy']:.4f} "
+          f"(val {refs['nblr']['val_accuracy']:.4f}), TF-IDF test {refs['tfidf']['accuracy']:.4f} "
+          f"(val {refs['tfidf']['val_accuracy']:.4f})")
+    print(f"{'configuration':<20} {'seeds':<14} {'test mean +- sd':>16} {'val mean +- sd':>16} "
+          f"{'train min':>9} {'blend test':>16}  cpu")
+    for name, row in table["rows"].items():
+        seeds = row["seeds"]
+        cells = []
+        for key in ("test_accuracy", "val_accuracy", "blend_test_accuracy"):
+            if not any(s.get(key) is not None for s in seeds):
+                cells.append("-")
+                continue
+            mean, sd = summary(seeds, key)
+            cells.append(f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else " (1 seed)"))
+        minutes = statistics.median(s["train_minutes"] for s in seeds)
+        kinds = ", ".join(sorted({cpu_kind(s) for s in seeds}))
+        print(f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
+              f"{minutes:>9} {cells[2]:>16}  {kinds}")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+def draw(table: dict) -> None:
+    """Test accuracy (mean over seeds, each seed a dot) against training minutes per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for name, row in table["rows"].items():
+        seeds = row["seeds"]
+        if len(seeds) < 2:
+            continue  # one seed is a draw, not a result
+        minutes = statistics.median(s["train_minutes"] for s in seeds)
+        accuracies = [s["test_accuracy"] for s in seeds]
+        line = ax.errorbar([minutes], [statistics.mean(accuracies)], yerr=[[0], [0]], fmt="o", ms=8, label=None)
+        ax.scatter([minutes] * len(accuracies), accuracies, s=14, color=line[0].get_color(), alpha=0.5)
+        ax.annotate(f"{name} ({len(seeds)} seeds)", (minutes, statistics.mean(accuracies)),
+                    textcoords="offset points", xytext=(8, -3), fontsize=9)
+    for key, label, style in (("nblr", "NB-weighted logistic regression", "-"), ("tfidf", "TF-IDF + logistic regression", ":")):
+        ax.axhline(table["references"][key]["accuracy"], color="grey", linestyle=style, label=f"{label} (~1 min)")
+    ax.set_xlabel("training minutes per seed, median (2 cores; CPU kinds in benchmarks/results/accuracy.json)")
+    ax.set_ylabel("test accuracy (large dot: mean over seeds; small: each seed)")
+    ax.set_title("IMDB test accuracy against training time")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(PICTURE)
+    print(f"wrote {PICTURE.relative_to(ROOT)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="configurations to (re)measure; default: those not yet measured")
+    parser.add_argument("names", nargs="*", help="configurations to measure (again: their seeds are replaced)")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per configuration (>= 2), default 3")
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
     parser.add_argument("--archive", default=str(SHARED_ARCHIVE))
     parser.add_argument("--sha256", default=SHARED_SHA256)
     args = parser.parse_args()
     if args.list:
         for name, overrides in CONFIGURATIONS.items():
-            print(f"{name:<22} {' '.join(overrides) or '(the default config)'}")
+            print(f"{name:<20} {' '.join(overrides) or '(the default config)'}")
         return
     unknown = [name for name in args.names if name not in CONFIGURATIONS]
     if unknown:
         sys.exit(f"unknown configuration(s) {unknown}; see --list")
-    table = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"rows": {}}
-    names = args.names or [name for name in CONFIGURATIONS if name not in table["rows"]]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the stages run in scratch folders, not the project root
-    for name in names:
-        overrides = [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]]
-        # A store per configuration: two invocations of this script may run side by side.
-        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{WORK / f'mlflow-{name}.db'}"
-        row = measure(name, overrides, env)
-        row["overrides"] = CONFIGURATIONS[name]
-        table = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"rows": {}}  # another run's rows too
-        table["rows"][name] = row
-        RESULTS.parent.mkdir(exist_ok=True)
+    if args.seeds < 2:
+        sys.exit(f"--seeds must be >= 2 (one seed is a draw, not a result), got {args.seeds}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": STORE}
+    WORK.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        seeds, prep = measure(name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]],
+                              args.seeds, env)
+        table = json.loads(RESULTS.read_text())  # another invocation's rows too
+        table["rows"][name] = {"overrides": CONFIGURATIONS[name], "seeds": seeds}
+        table["references"] = {"nblr": prep["nblr"], "tfidf": prep["tfidf"], "prepared_seconds": prep["seconds"]}
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
-        print(f"{name}: test {row['test_accuracy']:.4f}  val {row['val_accuracy']:.4f}  "
-              f"train {row['train_minutes']} min  baseline {row['baseline_test_accuracy']:.4f}", flush=True)
+    table = json.loads(RESULTS.read_text())
     print_table(table)
-
-
-def print_table(table: dict) -> None:
-    print(f"\n{'configuration':<22} {'test':>7} {'val':>7} {'train min':>9} {'pipeline min':>12} {'baseline':>8}  cpu")
-    for name, r in table["rows"].items():
-        cpu = "avx512" if r["machine"]["avx512"] else "no-avx512"
-        print(f"{name:<22} {r['test_accuracy']:>7.4f} {r['val_accuracy']:>7.4f} {r['train_minutes']:>9} "
-              f"{r['pipeline_minutes']:>12} {r['baseline_test_accuracy']:>8.4f}  {cpu}")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    draw(table)
 
 
 if __name__ == "__main__":

@@ -97,8 +97,9 @@ def main() -> None:
     history = (work / params["paths"]["reports"] / "history.csv").read_text().splitlines()
     trained = json.loads((work / params["paths"]["model"] / "run.json").read_text())
     tokens = json.loads((work / params["paths"]["tokens"] / "stats.json").read_text())
-    baseline_file = work / params["paths"]["reports"] / "baseline.json"
+    baseline_file, blend_file = (work / params["paths"]["reports"] / name for name in ("baseline.json", "blend.json"))
     baseline = json.loads(baseline_file.read_text()) if baseline_file.is_file() else None
+    blend = json.loads(blend_file.read_text()) if blend_file.is_file() else None
     report = {
         "name": name,
         "overrides": args.overrides,
@@ -109,6 +110,7 @@ def main() -> None:
         "test": metrics,
         "best_val_accuracy": trained["best_val_accuracy"],
         "baseline": baseline,
+        "blend": blend,
         "tokens": tokens,
         "epochs": [dict(zip(history[0].split(","), row.split(","))) for row in history[1:]],
         "params": params,
@@ -122,8 +124,11 @@ def main() -> None:
     print(f"test accuracy {metrics['accuracy']:.4f}  ROC AUC {metrics['roc_auc']:.4f}  F1 {metrics['f1']:.4f}  "
           f"validation accuracy {trained['best_val_accuracy']:.4f}")
     if baseline:
-        print(f"baseline (TF-IDF + logistic regression): test accuracy {baseline['accuracy']:.4f}, "
+        print(f"baseline ({params['baseline']['method']}): test accuracy {baseline['accuracy']:.4f}, "
               f"validation accuracy {baseline['val_accuracy']:.4f}")
+    if blend:
+        print(f"blend (LSTM weight {blend['weight']}): test accuracy {blend['accuracy']:.4f}, "
+              f"validation accuracy {blend['val_accuracy']:.4f}")
     print(f"wrote {out.relative_to(ROOT)}")
 
 
