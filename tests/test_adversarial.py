@@ -64,10 +64,105 @@ def test_an_adversarially_trained_model_is_saved_and_served_as_a_plain_classifie
     assert float(history(plain_cfg)[0]["loss"]) != float(rows[0]["loss"])
 
 
+def test_vat_trains_on_labeled_and_unlabeled_reviews_and_saves_the_plain_classifier(prepared_cfg):
+    vat_cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, adversarial="vat", adversarial_epsilon=1.0))
+    train.train(vat_cfg)
+    rows = history(vat_cfg)
+    assert all(float(row["adversarial_loss"]) > 0 for row in rows)  # moved, the predictions diverge
+    metrics = evaluate.evaluate(vat_cfg)
+    assert 0 <= metrics["accuracy"] <= 1
+    with zipfile.ZipFile(Path(vat_cfg.paths.model) / model_folder.MODEL_FILE) as archive:
+        assert "Adversarial" not in archive.read("config.json").decode()
+
+
+def test_the_virtual_adversarial_direction_moves_predictions_more_than_a_random_one(prepared_cfg):
+    import keras
+    import tensorflow as tf
+
+    from src.lib.adversarial import AdversarialTrainer, binary_kl, perturbation
+    from src.lib.data import load
+    from src.lib.model import build_model, classify_vectors
+
+    keras.utils.set_random_seed(0)
+    cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, adversarial="vat", adversarial_epsilon=0.5))
+    model = build_model(cfg.model, cfg.data.num_words)
+    trainer = AdversarialTrainer(model, cfg.train)
+    tokens = tf.constant(load(cfg, "train").x)
+    embedding = model.get_layer("embedding")
+    vectors, mask = embedding(tokens), embedding.compute_mask(tokens)
+
+    def forward(moved):
+        return classify_vectors(model, moved, mask)
+
+    reference = forward(vectors)
+    virtual = trainer._virtual_direction(forward, vectors, reference, mask)
+    assert np.sqrt(np.sum(np.asarray(virtual) ** 2, axis=(1, 2))) == pytest.approx(0.5, rel=1e-3)
+    random = perturbation(tf.random.normal(tf.shape(vectors), seed=1), mask, 0.5)
+    assert float(binary_kl(reference, forward(vectors + virtual))) > 2 * float(binary_kl(reference, forward(vectors + random)))
+
+
 @pytest.mark.parametrize("override, message", [
-    ("train.adversarial=vat", "train.adversarial must be one of none, at, got 'vat'"),
+    ("train.adversarial=fgsm", "train.adversarial must be one of none, at, vat, got 'fgsm'"),
     ("train.adversarial_epsilon=0", "train.adversarial_epsilon must be > 0"),
+    ("train.vat_unlabeled_ratio=0", "train.vat_unlabeled_ratio must be > 0"),
 ])
 def test_bad_adversarial_settings_are_one_line(override, message):
     with pytest.raises(UserError, match=message):
         config.compose([override])
+
+
+def test_the_unlabeled_split_holds_no_review_of_a_validation_movie_and_no_labeled_one(tmp_path, tiny_cfg):
+    from src.lib import data
+    from src.stages import download, pad, tokenize
+    from tests.conftest import movie_files, review_files, with_archive, write_archive
+
+    files = review_files() | movie_files()
+    # Unlabeled reviews 0-3 are of the labeled training movies (some of them validation's), 4-7 of their own.
+    files["aclImdb/train/urls_unsup.txt"] = "".join(
+        f"http://www.imdb.com/title/{f'tttrain{i % 4:04d}' if i < 4 else f'ttunsup{i}'}/usercomments\n"
+        for i in range(8)).encode()
+    archive = tmp_path / "unsup.tar.gz"
+    write_archive(archive, files)
+    cfg = with_archive(tiny_cfg, archive)
+    download.download(cfg)
+    tokenize.tokenize(cfg)
+    pad.pad_splits(cfg)
+    splits, _ = data.split_reviews(cfg)
+    raw = Path(cfg.paths.raw) / "aclImdb" / "train"
+    texts, labels, ids = data.read_reviews(raw)
+    movies = data.read_movies(raw, labels, ids)
+    val_movies = {movies[texts.index(text)] for text, _, _ in splits["val"]}
+    assert val_movies and val_movies < {f"http://www.imdb.com/title/tttrain{i:04d}/usercomments" for i in range(4)}
+    kept = data.load(cfg, data.UNLABELED)
+    expected = [i for i in range(8) if not (i < 4 and f"http://www.imdb.com/title/tttrain{i:04d}/usercomments" in val_movies)]
+    assert kept.review_ids.tolist() == expected and len(expected) < 8  # some excluded, the rest kept
+    assert np.all(kept.y == data.NO_LABEL) and np.count_nonzero(kept.x, axis=1).min() > 0
+    # Their texts are no validation or test review's.
+    unlabeled_texts = {(raw / "unsup" / f"{i}_0.txt").read_text() for i in expected}
+    assert unlabeled_texts.isdisjoint(text for split in ("val", "test") for text, _, _ in splits[split])
+
+
+def test_each_training_batch_carries_unlabeled_reviews_that_fit_its_length():
+    from src.lib import batches
+
+    rng = np.random.default_rng(0)
+    cfg = replace(config.compose().train, batch_size=8, length_step=4, vat_unlabeled_ratio=0.5)
+    lengths = rng.integers(3, 30, size=64)
+    x = np.array([[2] * n + [0] * (30 - n) for n in lengths], np.int32)
+    y = rng.integers(0, 2, size=64)
+    # Unlabeled review i starts with the marker id 1000 + i, so a batch row names its source.
+    unlabeled_lengths = rng.integers(3, 30, size=40)
+    unlabeled = np.array([[1000 + i] + [3] * (n - 1) + [0] * (30 - n) for i, n in enumerate(unlabeled_lengths)],
+                         np.int32)
+    seen = set()
+    for xb, yb in batches.training_dataset(x, y, cfg, unlabeled).as_numpy_iterator():
+        extra = xb[len(yb):]
+        assert len(extra) == round(len(yb) * 0.5)
+        for row in extra:
+            source = int(row[0]) - 1000
+            assert 0 <= source < 40 and np.array_equal(row, unlabeled[source, :xb.shape[1]])
+            # Fits, adding no steps; or, when fewer fit than the batch takes, among the shortest.
+            assert unlabeled_lengths[source] <= max(xb.shape[1], np.sort(unlabeled_lengths)[len(extra) - 1])
+            seen.add(source)
+        assert np.all(xb[:len(yb), 0] == 2)  # the labeled rows first
+    assert len(seen) > 20

@@ -44,7 +44,7 @@ def test_the_classifier_starts_from_the_pretrained_vectors(prepared_cfg):
     pretrain.pretrain(cfg)
     start = embeddings.load(cfg)
     assert start.lstm is None
-    model = training._compiled_model(cfg, "imdb_lstm", steps=10, start=start)
+    model, _ = training._compiled_model(cfg, "imdb_lstm", steps=10, start=start)
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], start.vectors)
     # A pretrained width that is not the model's is one line, not a Keras shape error.
     narrower = replace(cfg, model=replace(cfg.model, embedding_dim=cfg.model.embedding_dim // 2))
@@ -75,7 +75,7 @@ def test_a_language_model_learns_and_starts_the_classifiers_embedding_and_lstm(p
     assert meta["labeled_reviews"] == 24 and meta["unlabeled_reviews"] == 8  # never validation or test
     assert meta["loss"][-1] < meta["loss"][0]  # it learns to predict the words
     start = embeddings.load(cfg)
-    model = training._compiled_model(cfg, "imdb_lstm", steps=10, start=start)
+    model, _ = training._compiled_model(cfg, "imdb_lstm", steps=10, start=start)
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], start.vectors)
     for got, pretrained in zip(model.get_layer("bidirectional_lstm").get_weights(), start.lstm, strict=True):
         np.testing.assert_array_equal(got, pretrained)

@@ -1,12 +1,17 @@
-"""Adversarial training on the word embeddings (Miyato, Dai & Goodfellow 2017, "Adversarial
-Training Methods for Semi-Supervised Text Classification").
+"""Adversarial and virtual adversarial training on the word embeddings (Miyato, Dai & Goodfellow
+2017, "Adversarial Training Methods for Semi-Supervised Text Classification").
 
-Each step adds to the loss on a batch the loss on the same reviews with their embedded words
-moved by `perturbation`: epsilon times the gradient of the loss with respect to the embedded
-review, scaled to L2 norm epsilon per review over all its words and embedding features, and zero
-on padding. The direction in which the model is most sensitive is where it is taught to be
-stable. The terms exist only while training: the model trained is the plain classifier of
-src.lib.model, saved and served as any other.
+Both add a term to each step's loss and move the embedded words of a review by a `perturbation`:
+a direction scaled to L2 norm epsilon per review, over all its words and embedding features, and
+zero on padding.
+  * at: the direction is the gradient of the loss with respect to the embedded review; the term
+    is the loss on the labeled reviews moved along it.
+  * vat: the direction is the one that changes the model's predictions most, found without labels
+    by one power iteration (the gradient of the KL divergence between the predictions and those
+    after a random move of size train.vat_xi); the term is that KL divergence after the move,
+    over the labeled reviews and the unlabeled ones the batch carries after them.
+The terms exist only while training: the model trained is the plain classifier of
+src.lib.model, saved and served as any other. Every op here runs on a GPU as on the CPU.
 """
 
 from __future__ import annotations
@@ -14,30 +19,42 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from src.lib.config import TrainConfig
 from src.lib.model import classify_vectors
 
+PROBABILITY_FLOOR = 1e-7  # Keras' epsilon: keeps the logarithms of the KL divergence finite
 
-def perturbation(gradient, mask, epsilon: float):
-    """`gradient` (reviews, words, features) zeroed on padding (`mask` False; None: no padding)
+
+def perturbation(direction, mask, epsilon: float):
+    """`direction` (reviews, words, features) zeroed on padding (`mask` False; None: no padding)
     and scaled to L2 norm `epsilon` per review. Scaled by its largest entry first, as Miyato et
     al.'s code does, so tiny gradients do not underflow."""
     if mask is not None:
-        gradient = gradient * tf.cast(mask, gradient.dtype)[:, :, None]
-    largest = tf.reduce_max(tf.abs(gradient), axis=(1, 2), keepdims=True) + 1e-12
-    scaled = gradient / largest
+        direction = direction * tf.cast(mask, direction.dtype)[:, :, None]
+    largest = tf.reduce_max(tf.abs(direction), axis=(1, 2), keepdims=True) + 1e-12
+    scaled = direction / largest
     norm = tf.sqrt(tf.reduce_sum(scaled ** 2, axis=(1, 2), keepdims=True) + 1e-6)
     return epsilon * scaled / norm
 
 
-class AdversarialTrainer(keras.Model):
-    """Trains `classifier` with the adversarial loss added to its clean loss; predicts (and so
-    validates) as the classifier does. Its weights are the classifier's, so early stopping's
-    restored best weights are the classifier's too."""
+def binary_kl(p, q):
+    """Mean KL divergence between Bernoulli predictions p (the reference) and q."""
+    p = tf.clip_by_value(p, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    q = tf.clip_by_value(q, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    return tf.reduce_mean(p * tf.math.log(p / q) + (1 - p) * tf.math.log((1 - p) / (1 - q)))
 
-    def __init__(self, classifier: keras.Model, epsilon: float, **kwargs):
+
+class AdversarialTrainer(keras.Model):
+    """Trains `classifier` with train.adversarial's term added to its clean loss; predicts (and
+    so validates) as the classifier does. Its weights are the classifier's, so early stopping's
+    restored best weights are the classifier's too. With vat, a training batch's x holds its
+    len(y) labeled reviews first, then unlabeled ones (src.lib.batches)."""
+
+    def __init__(self, classifier: keras.Model, train: TrainConfig, **kwargs):
         super().__init__(name=f"{classifier.name}_adversarial", **kwargs)
         self.classifier = classifier
-        self.epsilon = epsilon
+        self.method, self.epsilon, self.xi = train.adversarial, train.adversarial_epsilon, train.vat_xi
+        self.probe_seed = keras.random.SeedGenerator(train.seed)  # vat's random probes, seeded
         self.adversarial_loss = keras.metrics.Mean(name="adversarial_loss")  # tracked by Keras as an attribute
 
     def call(self, tokens, training=False):
@@ -45,21 +62,41 @@ class AdversarialTrainer(keras.Model):
 
     def train_step(self, data):
         tokens, y = data
+        labeled = tf.shape(y)[0]
         embedding = self.classifier.get_layer("embedding")
         with tf.GradientTape() as tape:
             vectors = embedding(tokens, training=True)
             mask = embedding.compute_mask(tokens)
+
+            def forward(moved):
+                return classify_vectors(self.classifier, moved, mask, training=True)
+
             with tf.GradientTape() as inner:
                 inner.watch(vectors)
-                y_pred = classify_vectors(self.classifier, vectors, mask, training=True)
+                y_all = forward(vectors)
+                y_pred = y_all[:labeled]
                 loss = self.compute_loss(x=tokens, y=y, y_pred=y_pred, training=True)
-            with tape.stop_recording():  # the direction is a constant of the step, as in the paper
-                direction = perturbation(inner.gradient(loss, vectors), mask, self.epsilon)
-            y_adversarial = classify_vectors(self.classifier, vectors + direction, mask, training=True)
-            adversarial = self.compute_loss(x=tokens, y=y, y_pred=y_adversarial, training=True)
+            # The direction is a constant of the step, as in the paper: no gradient flows through it.
+            with tape.stop_recording():
+                if self.method == "at":
+                    direction = perturbation(inner.gradient(loss, vectors), mask, self.epsilon)
+                else:
+                    direction = self._virtual_direction(forward, tf.stop_gradient(vectors), tf.stop_gradient(y_all), mask)
+            if self.method == "at":
+                adversarial = self.compute_loss(x=tokens, y=y, y_pred=forward(vectors + direction), training=True)
+            else:
+                adversarial = binary_kl(tf.stop_gradient(y_all), forward(vectors + direction))
             total = loss + adversarial
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(total, weights), weights))
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(tokens)[0])
-        self.adversarial_loss.update_state(adversarial, sample_weight=tf.shape(tokens)[0])
+        self._loss_tracker.update_state(loss, sample_weight=labeled)
+        self.adversarial_loss.update_state(adversarial, sample_weight=labeled)
         return self.compute_metrics(tokens, y, y_pred)
+
+    def _virtual_direction(self, forward, vectors, reference, mask):
+        """The move of norm epsilon that changes the predictions most, by one power iteration."""
+        probe = perturbation(keras.random.normal(tf.shape(vectors), seed=self.probe_seed), mask, self.xi)
+        with tf.GradientTape() as tape:
+            tape.watch(probe)
+            divergence = binary_kl(reference, forward(vectors + probe))
+        return perturbation(tape.gradient(divergence, probe), mask, self.epsilon)

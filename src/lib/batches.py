@@ -41,11 +41,17 @@ def training_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
-    """Shuffled (x, y) batches, reshuffled every epoch, deterministic for a given train.seed."""
+def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: np.ndarray | None = None):
+    """Shuffled (x, y) batches, reshuffled every epoch, deterministic for a given train.seed.
+    With `unlabeled` (padded reviews without labels), each batch's x ends with
+    train.vat_unlabeled_ratio times as many of them as it has labeled rows (y labels the first
+    len(y) rows only), drawn among those that fit the batch's length (see `unlabeled_rows`)."""
     rng = np.random.default_rng(cfg.seed)
     lengths = review_lengths(x)
     y = y.astype("float32")
+    if unlabeled is not None:
+        by_length = np.argsort(review_lengths(unlabeled), kind="stable")
+        sorted_lengths = review_lengths(unlabeled)[by_length]
 
     def batch_rows():
         if cfg.bucket_by_length:
@@ -59,11 +65,24 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     def epoch():
         for rows, width in batch_rows():
             xb = x[rows, :width]
+            if unlabeled is not None:
+                extra = unlabeled_rows(by_length, sorted_lengths, width, round(len(rows) * cfg.vat_unlabeled_ratio), rng)
+                xb = np.concatenate([xb, unlabeled[extra, :width]])
             if cfg.word_dropout:
                 xb = drop_words(xb, cfg.word_dropout, rng)
             yield xb, y[rows]
 
     return _dataset(epoch, n_batches=math.ceil(len(x) / cfg.batch_size))
+
+
+def unlabeled_rows(by_length: np.ndarray, sorted_lengths: np.ndarray, width: int, count: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """`count` rows drawn at random among the unlabeled reviews no longer than `width` (the
+    labeled batch's length, so they add no steps; over an epoch the widths follow the labeled
+    reviews' lengths, which the unlabeled ones share), or among the `count` shortest when fewer
+    fit (cut to `width`). by_length orders the rows by length; sorted_lengths are their lengths."""
+    fitting = max(int(np.searchsorted(sorted_lengths, width, side="right")), min(count, len(by_length)))
+    return by_length[rng.integers(0, fitting, size=count)]
 
 
 def drop_words(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

@@ -72,6 +72,8 @@ class TrainConfig:
     jit_compile: bool
     adversarial: str
     adversarial_epsilon: float
+    vat_xi: float
+    vat_unlabeled_ratio: float
 
 
 @dataclass
@@ -187,6 +189,10 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
          "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
         (t.adversarial in ADVERSARIAL, f"train.adversarial must be one of {', '.join(ADVERSARIAL)}, got {t.adversarial!r}"),
         (t.adversarial_epsilon > 0, f"train.adversarial_epsilon must be > 0, got {t.adversarial_epsilon}"),
+        (t.vat_xi > 0, f"train.vat_xi must be > 0, got {t.vat_xi}"),
+        (t.vat_unlabeled_ratio > 0, f"train.vat_unlabeled_ratio must be > 0, got {t.vat_unlabeled_ratio}"),
+        (t.adversarial != "vat" or m.mask_padding,
+         "train.adversarial=vat needs model.mask_padding=true (a batch joins reviews of other lengths)"),
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
         (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
@@ -218,7 +224,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
 PRUNERS = ("median", "hyperband", "halving", "none")
 PRETRAIN_METHODS = ("none", "word2vec", "lm")
 BASELINE_METHODS = ("nblr", "tfidf")
-ADVERSARIAL = ("none", "at")
+ADVERSARIAL = ("none", "at", "vat")
 
 
 def validate(raw: dict) -> Config:

@@ -16,6 +16,8 @@ from src.lib.errors import UserError
 from src.lib.text import OOV_ID, pad
 
 SPLITS = ("train", "val", "test")
+UNLABELED = "unsup"  # train/unsup's reviews but those of validation movies: what virtual adversarial training reads
+NO_LABEL = -1        # the label an unlabeled review carries in the token and padded files
 LABELS = {"neg": 0, "pos": 1}  # the archive's folders of labeled reviews
 SOURCE_FILE = "source.json"  # written by the download stage beside the reviews: which archive they came from
 META_FILE = "meta.json"  # the padding settings the arrays were made with
@@ -40,6 +42,18 @@ def read_reviews(folder: Path) -> tuple[list[str], list[int], list[int]]:
 def read_unlabeled(folder: Path) -> list[str]:
     """The unlabeled reviews under folder/unsup, in a stable order; none when the archive had none."""
     return [path.read_bytes().decode("utf-8", errors="replace") for path in sorted((folder / "unsup").glob("*.txt"))]
+
+
+def read_unlabeled_movies(folder: Path, count: int) -> list[str] | None:
+    """The movie of each of folder/unsup's `count` reviews (urls_unsup.txt, line i the movie of
+    review i); None when the archive has no such file."""
+    path = folder / "urls_unsup.txt"
+    if not path.is_file():
+        return None
+    urls = path.read_text(encoding="utf-8").splitlines()
+    if len(urls) < count:
+        raise UserError(f"{path} names {len(urls)} movies for {count} unlabeled reviews: not the IMDB layout")
+    return urls
 
 
 def read_movies(folder: Path, labels: list[int], ids: list[int]) -> list[str] | None:
@@ -184,10 +198,13 @@ def validation_split(data: config.DataConfig, labels: list[int], ids: list[int],
     return stratified_split(labels, data.val_fraction, data.split_seed)
 
 
-def split_reviews(cfg: config.Config, test: bool = True) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
+def split_reviews(cfg: config.Config, test: bool = True,
+                  unlabeled: bool = False) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
     """The raw reviews as (text, label, review id) per split: train (the training reviews but
-    validation), val (carved as data.val_split says) and, with `test`, test; and how many movies
-    train and val have and share, when the archive names them (None otherwise)."""
+    validation), val (carved as data.val_split says), with `test` test, and with `unlabeled`
+    unsup (train/unsup's reviews, label NO_LABEL, but those of a validation movie: validation
+    stays as unseen as test, whose movies train/unsup never has); and how many movies train and
+    val have and share, when the archive names them (None otherwise)."""
     raw = Path(cfg.paths.raw) / "aclImdb"
     texts, labels, ids = read_reviews(raw / "train")
     movies = read_movies(raw / "train", labels, ids)
@@ -196,10 +213,31 @@ def split_reviews(cfg: config.Config, test: bool = True) -> tuple[dict[str, list
     splits = {"train": [rows[i] for i in train_idx], "val": [rows[i] for i in val_idx]}
     if test:
         splits["test"] = list(zip(*read_reviews(raw / "test")))
+    if unlabeled:
+        splits[UNLABELED] = _unlabeled_rows(raw / "train", {movies[i] for i in val_idx} if movies else set())
     if movies is None:
         return splits, None
     train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}
     return splits, {"train": len(train_movies), "val": len(val_movies), "shared": len(train_movies & val_movies)}
+
+
+def _unlabeled_rows(folder: Path, val_movies: set[str]) -> list[tuple[str, int, int]]:
+    files = sorted((folder / "unsup").glob("*.txt"), key=lambda path: _review_number(path.name))
+    unlabeled_movies = read_unlabeled_movies(folder, len(files)) if files else None
+    rows = []
+    for path in files:
+        number = _review_number(path.name)
+        if unlabeled_movies is not None and unlabeled_movies[number] in val_movies:
+            continue
+        rows.append((path.read_bytes().decode("utf-8", errors="replace"), NO_LABEL, number))
+    return rows
+
+
+def _review_number(name: str) -> int:
+    number = name.split("_", 1)[0]
+    if not number.isdigit():
+        raise UserError(f"unlabeled review {name}: its name does not start with its number, as in the IMDB layout")
+    return int(number)
 
 
 def padding_settings(cfg: config.Config) -> dict:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from src.lib import batches, config, embeddings, predictions
+from src.lib import batches, config, data, embeddings, predictions
 from src.lib.data import Split
+from src.lib.errors import UserError
 from src.lib.predictions import Predictions
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -71,7 +72,7 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
     """(the model, what fits it): a new model, seeded by train.seed (Python, NumPy and
     TensorFlow), its Embedding (and with a language model, its LSTM) started from the pretrain
     stage's weights when given, compiled to train for `steps` batches in all; fitted as it is,
-    or with train.adversarial=at through an AdversarialTrainer that holds it."""
+    or with train.adversarial (at, vat) through an AdversarialTrainer that holds it."""
     import keras
 
     from src.lib.model import build_model  # imports Keras: deferred with it
@@ -89,10 +90,10 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=cfg.train.clipnorm)
     trainee = model
-    if cfg.train.adversarial == "at":
+    if cfg.train.adversarial != "none":
         from src.lib.adversarial import AdversarialTrainer  # imports TensorFlow: deferred with it
 
-        trainee = AdversarialTrainer(model, cfg.train.adversarial_epsilon)
+        trainee = AdversarialTrainer(model, cfg.train)
     trainee.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                     jit_compile=cfg.train.jit_compile)
     return model, trainee
@@ -106,7 +107,7 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 
 
 def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list, prefix: str, name: str,
-                verbose: int, start: embeddings.Pretrained | None):
+                verbose: int, start: embeddings.Pretrained | None, unlabeled: np.ndarray | None):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
     the model, its per-epoch rows and its validation probabilities before any refit."""
     import keras
@@ -119,7 +120,7 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
             monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
     steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
     model, trainee = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
-    trainee.fit(batches.training_dataset(train.x, train.y, cfg.train),
+    trainee.fit(batches.training_dataset(train.x, train.y, cfg.train, unlabeled),
               validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
               epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
               shuffle=False)  # the dataset shuffles, seeded by train.seed
@@ -132,7 +133,7 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
         model, trainee = _compiled_model(cfg, name, refit_steps, start)
         trainee.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
-                                           cfg.train),
+                                             cfg.train, unlabeled),
                   epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
         mlflow.log_metric(prefix + "refit_epochs", refit_epochs)
     return model, logger.rows, p_val
@@ -147,12 +148,19 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
     from src.lib.model import average_models  # imports Keras: deferred with it
 
     start = embeddings.load(cfg)  # None: the model starts random
+    unlabeled = None
+    if cfg.train.adversarial == "vat":
+        unlabeled = data.load(cfg, data.UNLABELED).x
+        if len(unlabeled) == 0:
+            raise UserError("train.adversarial=vat needs unlabeled reviews (the archive's train/unsup), and the "
+                            "tokenize stage found none: use the official archive, or train.adversarial=at")
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
         model, rows, p_val = _fit_member(member_cfg, train, val, callbacks=list(callbacks),
                                          prefix=f"member{k}_" if k else "", verbose=verbose, start=start,
-                                         name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm")
+                                         name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm",
+                                         unlabeled=unlabeled)
         members.append(model)
         histories.append(rows)
         probabilities.append(p_val)

@@ -1,4 +1,5 @@
-"""DVC stage `pad`: unpadded token ids -> fixed-length int32 arrays (data.maxlen, padding, truncating)."""
+"""DVC stage `pad`: unpadded token ids -> fixed-length int32 arrays (data.maxlen, padding, truncating),
+for the labeled splits and the unlabeled one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from src.lib import config
 from src.lib.artifacts import atomic_path
 from src.lib.errors import command
-from src.lib.data import META_FILE, SPLITS, load_ragged, load_review_ids, padding_settings, save_padded
+from src.lib.data import META_FILE, SPLITS, UNLABELED, load_ragged, load_review_ids, padding_settings, save_padded
 from src.lib.text import pad
 
 
@@ -17,7 +18,7 @@ from src.lib.text import pad
 def pad_splits(cfg: config.Config) -> None:
     settings = padding_settings(cfg)
     with atomic_path(cfg.paths.padded, directory=True) as tmp:
-        for split in SPLITS:
+        for split in (*SPLITS, UNLABELED):
             tokens = Path(cfg.paths.tokens) / f"{split}.npz"
             sequences, labels = load_ragged(tokens)
             save_padded(tmp / f"{split}.npz", pad(sequences, **settings), labels, load_review_ids(tokens))
