@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from pathlib import Path
 
 from src.lib import config, tracking
@@ -40,8 +41,22 @@ def registry_classifier(uri: str) -> ReviewClassifier:
 
 
 def read_reviews(source) -> list[str]:
-    """One review per line; bytes that are not UTF-8 are replaced, as in the tokenize stage."""
-    return source.read().decode("utf-8", errors="replace").splitlines()
+    """One review per line: a line ends at \\n only (a \\r before it is dropped), so form feeds,
+    U+2028 and the like stay inside their review. Bytes that are not UTF-8 are replaced, as in
+    the tokenize stage."""
+    lines = source.read().decode("utf-8", errors="replace").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not an empty review after it
+    return [line.removesuffix("\r") for line in lines]
+
+
+def shown(review: str, width: int = 60) -> str:
+    """The start of a review as one terminal line: runs of spaces and tabs as one space, control
+    and line-separator characters escaped (a form feed shows as \\x0c, U+2028 as \\u2028)."""
+    chars = (" " if c in " \t" else c.encode("unicode_escape").decode("ascii")
+             if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in review)
+    start = " ".join(part for part in "".join(chars).split(" ") if part)
+    return start[:width] + ("..." if len(start) > width else "")
 
 
 def _parse(argv: list[str]):
@@ -78,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     probabilities = classifier.predict_proba(reviews)
     for review, p in zip(reviews, probabilities):
         label = "pos" if p >= THRESHOLD else "neg"
-        start = " ".join(review.split())
-        sys.stdout.write(f"{label}\t{p:.4f}\t{start[:60] + ('...' if len(start) > 60 else '')}\n")
+        sys.stdout.write(f"{label}\t{p:.4f}\t{shown(review)}\n")
     if blank:
         print(f"skipped {len(blank)} blank line(s): {', '.join(map(str, blank[:10]))}"
               f"{' ...' if len(blank) > 10 else ''}", file=sys.stderr)

@@ -92,6 +92,21 @@ def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
 
 
 @pytest.mark.new_mlflow_store
+def test_predict_file_gives_one_line_per_input_line_whatever_the_line_breaking_characters_inside(trained_cfg, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    # U+2028, form feed, vertical tab, \x1c, \x85 and NUL inside reviews; \r\n ends the second line.
+    reviews.write_text("A wonderful film\u2028truly moving\x0b\x1c\n"
+                       "Two hours I will never get back\x0cawful\x00\x85\r\n"
+                       "great\n", encoding="utf-8", newline="")
+    by_file = run_main("src.predict", "--params", str(tmp_path / "params.yaml"), "--file", str(reviews))
+    assert by_file.returncode == 0, by_file.stderr
+    lines = by_file.stdout.split("\n")
+    assert lines[-1] == "" and len(lines[:-1]) == 3
+    assert lines[0].split("\t")[2] == "A wonderful film\\u2028truly moving\\x0b\\x1c"
+    assert lines[1].split("\t")[2] == "Two hours I will never get back\\x0cawful\\x00\\x85"
+    assert all(c.isprintable() or c == "\t" for line in lines for c in line)
+
+
 def test_predict_without_a_model_is_one_line(tiny_cfg, tmp_path):
     (tmp_path / "params.yaml").write_text(config.to_yaml(tiny_cfg))
     result = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "a film")
