@@ -186,6 +186,11 @@ def draw(table: dict) -> None:
         ax.scatter([minutes] * len(accuracies), accuracies, s=14, color=line[0].get_color(), alpha=0.5)
         ax.annotate(f"{name} ({len(seeds)} seeds)", (minutes, statistics.mean(accuracies)),
                     textcoords="offset points", xytext=(8, -3), fontsize=9)
+        blends = [s["blend_test_accuracy"] for s in seeds if s.get("blend_test_accuracy") is not None]
+        if blends:  # the blend adds the baseline's minute
+            ax.scatter([minutes + 1], [statistics.mean(blends)], marker="D", s=40, color=line[0].get_color())
+            ax.annotate(f"{name} + NB-LR blend ({len(blends)} seed{'s' if len(blends) > 1 else ''})",
+                        (minutes + 1, statistics.mean(blends)), textcoords="offset points", xytext=(8, -3), fontsize=9)
     for key, label, style in (("nblr", "NB-weighted logistic regression", "-"), ("tfidf", "TF-IDF + logistic regression", ":")):
         ax.axhline(table["references"][key]["accuracy"], color="grey", linestyle=style, label=f"{label} (~1 min)")
     ax.set_xlabel("training minutes per seed, median (2 cores; CPU kinds in benchmarks/results/accuracy.json)")
