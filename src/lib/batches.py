@@ -66,7 +66,8 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: 
         for rows, width in batch_rows():
             xb = x[rows, :width]
             if unlabeled is not None:
-                extra = unlabeled_rows(by_length, sorted_lengths, width, round(len(rows) * cfg.vat_unlabeled_ratio), rng)
+                extra = unlabeled_rows(by_length, sorted_lengths, width, cfg.length_step,
+                                       round(len(rows) * cfg.vat_unlabeled_ratio), rng)
                 xb = np.concatenate([xb, unlabeled[extra, :width]])
             if cfg.word_dropout:
                 xb = drop_words(xb, cfg.word_dropout, rng)
@@ -75,14 +76,19 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: 
     return _dataset(epoch, n_batches=math.ceil(len(x) / cfg.batch_size))
 
 
-def unlabeled_rows(by_length: np.ndarray, sorted_lengths: np.ndarray, width: int, count: int,
+def unlabeled_rows(by_length: np.ndarray, sorted_lengths: np.ndarray, width: int, step: int, count: int,
                    rng: np.random.Generator) -> np.ndarray:
-    """`count` rows drawn at random among the unlabeled reviews no longer than `width` (the
-    labeled batch's length, so they add no steps; over an epoch the widths follow the labeled
-    reviews' lengths, which the unlabeled ones share), or among the `count` shortest when fewer
-    fit (cut to `width`). by_length orders the rows by length; sorted_lengths are their lengths."""
-    fitting = max(int(np.searchsorted(sorted_lengths, width, side="right")), min(count, len(by_length)))
-    return by_length[rng.integers(0, fitting, size=count)]
+    """`count` rows drawn at random among the unlabeled reviews of the labeled batch's length
+    bucket (longer than width - step, at most `width`), so they add no steps and, over an epoch,
+    follow the labeled reviews' lengths; when the bucket holds fewer than `count`, among the
+    `count` nearest shorter (or, if fewer are shorter, the shortest, cut to `width`).
+    by_length orders the rows by length; sorted_lengths are their lengths."""
+    high = int(np.searchsorted(sorted_lengths, width, side="right"))
+    low = int(np.searchsorted(sorted_lengths, width - step, side="right"))
+    if high - low < count:
+        low = max(0, high - count)
+        high = max(high, min(low + count, len(by_length)))
+    return by_length[rng.integers(low, high, size=count)]
 
 
 def drop_words(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

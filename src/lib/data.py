@@ -202,9 +202,9 @@ def split_reviews(cfg: config.Config, test: bool = True,
                   unlabeled: bool = False) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
     """The raw reviews as (text, label, review id) per split: train (the training reviews but
     validation), val (carved as data.val_split says), with `test` test, and with `unlabeled`
-    unsup (train/unsup's reviews, label NO_LABEL, but those of a validation movie: validation
-    stays as unseen as test, whose movies train/unsup never has); and how many movies train and
-    val have and share, when the archive names them (None otherwise)."""
+    unsup (train/unsup's reviews, label NO_LABEL, but those of a validation or test movie:
+    validation stays as unseen as test); and how many movies train and val have and share, when
+    the archive names them (None otherwise)."""
     raw = Path(cfg.paths.raw) / "aclImdb"
     texts, labels, ids = read_reviews(raw / "train")
     movies = read_movies(raw / "train", labels, ids)
@@ -214,20 +214,24 @@ def split_reviews(cfg: config.Config, test: bool = True,
     if test:
         splits["test"] = list(zip(*read_reviews(raw / "test")))
     if unlabeled:
-        splits[UNLABELED] = _unlabeled_rows(raw / "train", {movies[i] for i in val_idx} if movies else set())
+        # The archive says its unlabeled reviews are of movies test does not have (on the
+        # official archive, of no labeled review's movie): held to that here for any archive.
+        unseen = {line for name in LABELS for path in [raw / "test" / f"urls_{name}.txt"] if path.is_file()
+                  for line in path.read_text(encoding="utf-8").splitlines()}
+        splits[UNLABELED] = _unlabeled_rows(raw / "train", unseen | ({movies[i] for i in val_idx} if movies else set()))
     if movies is None:
         return splits, None
     train_movies, val_movies = {movies[i] for i in train_idx}, {movies[i] for i in val_idx}
     return splits, {"train": len(train_movies), "val": len(val_movies), "shared": len(train_movies & val_movies)}
 
 
-def _unlabeled_rows(folder: Path, val_movies: set[str]) -> list[tuple[str, int, int]]:
+def _unlabeled_rows(folder: Path, unseen_movies: set[str]) -> list[tuple[str, int, int]]:
     files = sorted((folder / "unsup").glob("*.txt"), key=lambda path: _review_number(path.name))
     unlabeled_movies = read_unlabeled_movies(folder, len(files)) if files else None
     rows = []
     for path in files:
         number = _review_number(path.name)
-        if unlabeled_movies is not None and unlabeled_movies[number] in val_movies:
+        if unlabeled_movies is not None and unlabeled_movies[number] in unseen_movies:
             continue
         rows.append((path.read_bytes().decode("utf-8", errors="replace"), NO_LABEL, number))
     return rows

@@ -1,6 +1,6 @@
 """DVC stage `blend`: the LSTM's and the baseline's probabilities averaged, one weight chosen on validation.
 
-    p = w * p_lstm + (1 - w) * p_baseline,  w in 0, blend.weight_step, ..., 1
+    p = w * p_lstm + (1 - w) * p_baseline,  w from 0 to 1 in steps of about blend.weight_step
 
 w is the one with the highest validation accuracy (ties: the lower validation log loss), read
 from the two models' validation predictions only; the test predictions are then blended with
@@ -42,7 +42,7 @@ def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictio
         raise UserError("the LSTM's and the baseline's validation predictions are of different reviews: "
                         "re-run both on one split (`dvc repro`)")
     y = lstm.label.astype(np.float64)
-    weights = np.round(np.arange(0, 1 + step / 2, step), 6)
+    weights = np.linspace(0, 1, round(1 / step) + 1)  # both ends: each model alone is a candidate
     scores = []
     for w in weights:
         p = w * lstm.probability + (1 - w) * baseline.probability
