@@ -86,7 +86,7 @@ def test_the_virtual_adversarial_direction_moves_predictions_more_than_a_random_
     keras.utils.set_random_seed(0)
     cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, adversarial="vat", adversarial_epsilon=0.5))
     model = build_model(cfg.model, cfg.data.num_words)
-    trainer = AdversarialTrainer(model, cfg.train, dropout=cfg.model.dropout)
+    trainer = AdversarialTrainer(model, cfg.train)
     tokens = tf.constant(load(cfg, "train").x)
     embedding = model.get_layer("embedding")
     vectors, mask = embedding(tokens), embedding.compute_mask(tokens)

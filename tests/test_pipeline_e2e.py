@@ -99,6 +99,11 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
     [baseline] = [m["data"]["reports/baseline.json"]["data"] for m in metrics.values()]
     [baseline_run] = runs(repo, "baseline")
     assert baseline_run.data.metrics["test_accuracy"] == pytest.approx(baseline["accuracy"])
+    assert baseline_run.data.tags["baseline"] == "nblr"
+    # The blend of the two, the third figure of `dvc metrics show`, with its own run.
+    [blend] = [m["data"]["reports/blend.json"]["data"] for m in metrics.values()]
+    [blend_run] = runs(repo, "blend")
+    assert 0 <= blend["weight"] <= 1 and blend_run.data.metrics["test_accuracy"] == pytest.approx(blend["accuracy"])
     assert scores["accuracy"] >= 0.9 and 0.9 <= scores["roc_auc"] <= 1.0
     assert sum(scores["confusion_matrix"].values()) == 32
 

@@ -10,12 +10,11 @@ zero on padding.
     by one power iteration (the gradient of the KL divergence between the predictions and those
     after a random move of size train.vat_xi); the term is that KL divergence after the move,
     over the labeled reviews and the unlabeled ones the batch carries after them.
-The LSTM's input dropout (model.dropout: one mask per review and feature) is drawn once per step
-and applied to the embedded words before any move, so every pass of a step sees the same
-dropped features and the moves are added after dropout, as in Miyato et al.'s code (there, one
-mask serves both directions of a bidirectional LSTM). The terms exist only while training: the
-model trained is the plain classifier of src.lib.model, saved and served as any other. Every op
-here runs on a GPU as on the CPU.
+The moves are added to the Embedding's output, before the LSTM's input dropout, and each pass
+draws its own dropout mask, as the LSTM does in plain training (a mask drawn once per step with
+the move added after it learned far slower: docs/results.md). The terms exist only while
+training: the model trained is the plain classifier of src.lib.model, saved and served as any
+other. Every op here runs on a GPU as on the CPU.
 """
 
 from __future__ import annotations
@@ -54,11 +53,11 @@ class AdversarialTrainer(keras.Model):
     restored best weights are the classifier's too. With vat, a training batch's x holds its
     len(y) labeled reviews first, then unlabeled ones (src.lib.batches)."""
 
-    def __init__(self, classifier: keras.Model, train: TrainConfig, dropout: float, **kwargs):
+    def __init__(self, classifier: keras.Model, train: TrainConfig, **kwargs):
         super().__init__(name=f"{classifier.name}_adversarial", **kwargs)
         self.classifier = classifier
-        self.method, self.epsilon, self.xi, self.dropout = train.adversarial, train.adversarial_epsilon, train.vat_xi, dropout
-        self.noise_seed = keras.random.SeedGenerator(train.seed)  # dropout masks and vat's random probes, seeded
+        self.method, self.epsilon, self.xi = train.adversarial, train.adversarial_epsilon, train.vat_xi
+        self.noise_seed = keras.random.SeedGenerator(train.seed)  # vat's random probes, seeded
         self.adversarial_loss = keras.metrics.Mean(name="adversarial_loss")  # tracked by Keras as an attribute
 
     def call(self, tokens, training=False):
@@ -69,11 +68,11 @@ class AdversarialTrainer(keras.Model):
         labeled = tf.shape(y)[0]
         embedding = self.classifier.get_layer("embedding")
         with tf.GradientTape() as tape:
-            vectors = self._dropped(embedding(tokens, training=True))
+            vectors = embedding(tokens, training=True)
             mask = embedding.compute_mask(tokens)
 
-            def forward(moved):  # dropout is already applied to `moved`'s words: the layers add none
-                return classify_vectors(self.classifier, moved, mask, training=False)
+            def forward(moved):
+                return classify_vectors(self.classifier, moved, mask, training=True)
 
             with tf.GradientTape() as inner:
                 inner.watch(vectors)
@@ -96,13 +95,6 @@ class AdversarialTrainer(keras.Model):
         self._loss_tracker.update_state(loss, sample_weight=labeled)
         self.adversarial_loss.update_state(adversarial, sample_weight=labeled)
         return self.compute_metrics(tokens, y, y_pred)
-
-    def _dropped(self, vectors):
-        """The LSTM's input dropout, drawn once: a mask per review and feature, the same for every word."""
-        if not self.dropout:
-            return vectors
-        keep = keras.random.dropout(tf.ones_like(vectors[:, :1, :]), self.dropout, seed=self.noise_seed)
-        return vectors * keep
 
     def _virtual_direction(self, forward, vectors, reference, mask):
         """The move of norm epsilon that changes the predictions most, by one power iteration."""

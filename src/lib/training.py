@@ -93,7 +93,7 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
     if cfg.train.adversarial != "none":
         from src.lib.adversarial import AdversarialTrainer  # imports TensorFlow: deferred with it
 
-        trainee = AdversarialTrainer(model, cfg.train, dropout=cfg.model.dropout)
+        trainee = AdversarialTrainer(model, cfg.train)
     trainee.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
                     jit_compile=cfg.train.jit_compile)
     return model, trainee
