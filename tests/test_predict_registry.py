@@ -91,7 +91,6 @@ def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
     assert chatty.returncode == 0 and re.search(r"^[IWE]\d{4} ", chatty.stderr, flags=re.M), chatty.stderr
 
 
-@pytest.mark.new_mlflow_store
 def test_predict_file_gives_one_line_per_input_line_whatever_the_line_breaking_characters_inside(trained_cfg, tmp_path):
     reviews = tmp_path / "reviews.txt"
     # U+2028, form feed, vertical tab, \x1c, \x85 and NUL inside reviews; \r\n ends the second line.
@@ -107,6 +106,7 @@ def test_predict_file_gives_one_line_per_input_line_whatever_the_line_breaking_c
     assert all(c.isprintable() or c == "\t" for line in lines for c in line)
 
 
+@pytest.mark.new_mlflow_store
 def test_predict_without_a_model_is_one_line(tiny_cfg, tmp_path):
     (tmp_path / "params.yaml").write_text(config.to_yaml(tiny_cfg))
     result = run_module("src.predict", "--params", str(tmp_path / "params.yaml"), "a film")
