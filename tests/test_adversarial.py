@@ -179,3 +179,39 @@ def test_the_classifier_from_its_embedded_words_is_the_classifier(overrides):
     embedding = model.get_layer("embedding")
     from_vectors = classify_vectors(model, embedding(tokens), embedding.compute_mask(tokens))
     np.testing.assert_allclose(np.asarray(from_vectors), np.asarray(model(tokens)), atol=1e-6)
+
+
+def test_one_step_follows_the_gradient_of_the_clean_plus_the_adversarial_loss():
+    import keras
+    import tensorflow as tf
+
+    from src.lib.adversarial import AdversarialTrainer, perturbation
+    from src.lib.model import build_model, classify_vectors
+
+    keras.utils.set_random_seed(0)
+    cfg = config.compose(["model.dropout=0", "model.embedding_dim=4", "model.units=3", "train.adversarial=at",
+                          "train.adversarial_epsilon=2"])
+    model = build_model(cfg.model, 20)
+    tokens = tf.constant([[2, 3, 4, 0], [5, 6, 7, 8], [9, 0, 0, 0]], tf.int32)
+    y = tf.constant([1.0, 0.0, 1.0])
+    bce = keras.losses.BinaryCrossentropy()
+    embedding = model.get_layer("embedding")
+    mask = embedding.compute_mask(tokens)
+    # By hand: the direction from the clean loss, then the gradient of clean + moved loss.
+    with tf.GradientTape() as tape:
+        vectors = embedding(tokens)
+        tape.watch(vectors)
+        clean = bce(y, classify_vectors(model, vectors, mask)[:, 0])
+    direction = perturbation(tape.gradient(clean, vectors), mask, 2.0)
+    with tf.GradientTape() as tape:
+        vectors = embedding(tokens)
+        total = bce(y, classify_vectors(model, vectors, mask)[:, 0]) + \
+            bce(y, classify_vectors(model, vectors + direction, mask)[:, 0])
+    expected = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, model.trainable_weights)]
+    before = [w.numpy().copy() for w in model.trainable_weights]
+
+    trainer = AdversarialTrainer(model, cfg.train)
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="binary_crossentropy")
+    trainer.train_on_batch(tokens, y)
+    for old, new, gradient in zip(before, model.trainable_weights, expected):
+        np.testing.assert_allclose(old - new.numpy(), gradient, atol=1e-5)

@@ -47,6 +47,13 @@ def binary_kl(p, q):
     return tf.reduce_mean(p * tf.math.log(p / q) + (1 - p) * tf.math.log((1 - p) / (1 - q)))
 
 
+def _sum(a, b):
+    """Two gradients of one weight; an Embedding's come as rows (IndexedSlices), kept as rows."""
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape)
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
+
+
 class AdversarialTrainer(keras.Model):
     """Trains `classifier` with train.adversarial's term added to its clean loss; predicts (and
     so validates) as the classifier does. Its weights are the classifier's, so early stopping's
@@ -64,34 +71,36 @@ class AdversarialTrainer(keras.Model):
         return self.classifier(tokens, training=training)
 
     def train_step(self, data):
-        tokens, y = data
+        tokens, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         labeled = tf.shape(y)[0]
         embedding = self.classifier.get_layer("embedding")
+        mask = embedding.compute_mask(tokens)
+        weights = self.trainable_weights
+
+        def forward(moved):
+            return classify_vectors(self.classifier, moved, mask, training=True)
+
+        # One backward pass of the clean loss gives its gradients for the weights and, for at,
+        # the direction of the move: the gradient with respect to the embedded words.
         with tf.GradientTape() as tape:
             vectors = embedding(tokens, training=True)
-            mask = embedding.compute_mask(tokens)
-
-            def forward(moved):
-                return classify_vectors(self.classifier, moved, mask, training=True)
-
-            with tf.GradientTape() as inner:
-                inner.watch(vectors)
-                y_all = forward(vectors)
-                y_pred = y_all[:labeled]
-                loss = self.compute_loss(x=tokens, y=y, y_pred=y_pred, training=True)
-            # The direction is a constant of the step, as in the paper: no gradient flows through it.
-            with tape.stop_recording():
-                if self.method == "at":
-                    direction = perturbation(inner.gradient(loss, vectors), mask, self.epsilon)
-                else:
-                    direction = self._virtual_direction(forward, tf.stop_gradient(vectors), tf.stop_gradient(y_all), mask)
+            y_all = forward(vectors)
+            y_pred = y_all[:labeled]
+            loss = self.compute_loss(x=tokens, y=y, y_pred=y_pred, training=True)
+        *clean_gradients, to_vectors = tape.gradient(loss, [*weights, vectors])
+        # The direction is a constant of the step, as in the paper: no gradient flows through it.
+        if self.method == "at":
+            direction = perturbation(to_vectors, mask, self.epsilon)
+        else:
+            direction = self._virtual_direction(forward, vectors, tf.stop_gradient(y_all), mask)
+        with tf.GradientTape() as tape:
+            y_moved = forward(embedding(tokens, training=True) + direction)
             if self.method == "at":
-                adversarial = self.compute_loss(x=tokens, y=y, y_pred=forward(vectors + direction), training=True)
+                adversarial = self.compute_loss(x=tokens, y=y, y_pred=y_moved, training=True)
             else:
-                adversarial = binary_kl(tf.stop_gradient(y_all), forward(vectors + direction))
-            total = loss + adversarial
-        weights = self.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(total, weights), weights))
+                adversarial = binary_kl(tf.stop_gradient(y_all), y_moved)
+        gradients = [_sum(a, b) for a, b in zip(clean_gradients, tape.gradient(adversarial, weights))]
+        self.optimizer.apply_gradients(zip(gradients, weights))
         self._loss_tracker.update_state(loss, sample_weight=labeled)
         self.adversarial_loss.update_state(adversarial, sample_weight=labeled)
         return self.compute_metrics(tokens, y, y_pred)
