@@ -45,13 +45,14 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: 
     """Shuffled (x, y) batches, reshuffled every epoch, deterministic for a given train.seed.
     With `unlabeled` (padded reviews without labels), each batch's x ends with
     train.vat_unlabeled_ratio times as many of them as it has labeled rows (y labels the first
-    len(y) rows only), drawn among those that fit the batch's length (see `unlabeled_rows`)."""
+    len(y) rows only), drawn from the batch's length bucket (see `unlabeled_rows`)."""
     rng = np.random.default_rng(cfg.seed)
     lengths = review_lengths(x)
     y = y.astype("float32")
     if unlabeled is not None:
-        by_length = np.argsort(review_lengths(unlabeled), kind="stable")
-        sorted_lengths = review_lengths(unlabeled)[by_length]
+        unlabeled_lengths = review_lengths(unlabeled)
+        by_length = np.argsort(unlabeled_lengths, kind="stable")
+        sorted_lengths = unlabeled_lengths[by_length]
 
     def batch_rows():
         if cfg.bucket_by_length:

@@ -21,7 +21,7 @@ from src.lib.errors import UserError
 from src.lib.predictions import Predictions
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-ADVERSARIAL_METRIC = "adversarial_loss"  # train.adversarial=at: the loss on the perturbed reviews, beside `loss` (clean)
+ADVERSARIAL_METRIC = "adversarial_loss"  # train.adversarial: the added term (at: loss on the moved reviews; vat: KL), beside `loss` (clean)
 
 
 @dataclass
