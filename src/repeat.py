@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from src.lib import batches, config, data, evaluation, predictions, tracking, training
+from src.lib import config, data, evaluation, tracked, tracking
 from src.lib.errors import UserError, command
 
 
@@ -33,18 +33,10 @@ def repeat(cfg: config.Config, seeds: int, overrides: list[str] = ()) -> dict:
             seed = cfg.train.seed + k * cfg.train.ensemble  # an ensemble's members take seeds seed..seed+ensemble-1
             repeat_cfg = replace(cfg, train=replace(cfg.train, seed=seed),
                                  tracking=replace(cfg.tracking, run_name=f"repeat-{k}-seed-{seed}"))
-            with tracking.run(repeat_cfg, parent_run_id=parent,
-                              tags=data.source_tags(cfg) | {"repeat.index": str(k)}) as active:
-                tracking.log_params(repeat_cfg)
-                tracking.log_inputs(repeat_cfg, {"train": train_split, "val": val_split, "test": test_split})
-                fitted = training.fit(repeat_cfg, train_split, val_split)
-                training.log_fitted(fitted)
-                p_test = batches.predict(fitted.model, test_split.x, cfg.train)
-                metrics, _ = evaluation.score(test_split.y.astype(int), p_test)
-                evaluation.log_to_active_run(metrics)
-                predictions.log_to_active_run("test", predictions.Predictions(p_test, test_split.y,
-                                                                              test_split.review_ids))
-            children.append(active.info.run_id)
+            with tracked.fit(repeat_cfg, train_split, val_split, test_split, parent_run_id=parent,
+                             tags={"repeat.index": str(k)}) as (run_id, fitted):
+                metrics, _, _ = evaluation.score_test(repeat_cfg, fitted.model, test_split)
+            children.append(run_id)
             val.append(fitted.best_val_accuracy)
             test.append(metrics["accuracy"])
             print(f"repeat {k}: seed {seed}, val {val[-1]:.4f}, test {test[-1]:.4f} "

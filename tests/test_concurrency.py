@@ -36,9 +36,9 @@ def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, 
 OPEN_A_STUDY = """
 import sys
 from src.lib import config
-from src import sweep
+from src.lib import studies
 cfg = config.compose(["sweep.storage=" + sys.argv[1]])
-study = sweep.load_study(cfg, sweep.open_storage(cfg), worker=int(sys.argv[2]))
+study, _ = studies.load_study(cfg, studies.open_storage(cfg), worker=int(sys.argv[2]))
 study.enqueue_trial({"worker": int(sys.argv[2])})  # each process leaves one mark in the study
 """
 

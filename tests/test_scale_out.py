@@ -109,7 +109,8 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     study = optuna.load_study(study_name="imdb-lstm", storage=storage)
     trials = study.get_trials()
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(finished) == n_trials
+    # n_trials, plus at most one trial per other survivor still running when the n-th finished.
+    assert n_trials <= len(finished) <= n_trials + 1
     assert len({t.number for t in trials}) == len(trials)
     assert trials[killed_trial.number].state == optuna.trial.TrialState.FAIL
     [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == killed_trial.number]

@@ -14,9 +14,10 @@ import optuna
 import pytest
 import yaml
 
-from src.lib import config, search_space
+from src.lib import config, search_space, studies
 from src import sweep
 from src.lib.errors import UserError
+from tests.test_config import with_settings
 from tests.conftest import copy_project, free_port, run_main, run_module, wait_until_serving
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
@@ -111,7 +112,7 @@ def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isol
                                                            monkeypatch):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     # Validation accuracy never reaches 1.01: every trial is pruned after its first epoch.
-    monkeypatch.setattr(sweep, "make_pruner", lambda _: optuna.pruners.ThresholdPruner(lower=1.01))
+    monkeypatch.setattr(studies, "make_pruner", lambda _: optuna.pruners.ThresholdPruner(lower=1.01))
     overrides = sweep_overrides + ["sweep.n_trials=2"]
     with pytest.raises(UserError, match="no trial completed"):
         sweep.sweep(config.compose(overrides), overrides)
@@ -127,18 +128,23 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     # The embedded defaults, as a researcher has them: optuna.db and mlflow.db at the project root.
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     project = copy_project(tmp_path / "project")
-    done = run_module("src.sweep", *sweep_overrides, "sweep.storage=null", "sweep.n_trials=4", "sweep.workers=3",
-                      cwd=project, timeout=500)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "database is locked" not in done.stdout + done.stderr
+    # The same command three times at once, each worker with its own number (its sampler's seed).
+    procs = [subprocess.Popen([sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.storage=null",
+                               "sweep.n_trials=4", f"sweep.worker={k}"], cwd=project, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(3)]
+    outputs = [proc.communicate(timeout=500) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-3000:] for _, err in outputs]
+    stdout = "".join(out for out, _ in outputs)
+    assert "database is locked" not in stdout + "".join(err for _, err in outputs)
     # Trials ran side by side (which worker takes the fourth trial is a race), each epoch a line.
-    assert sum(f"[worker {k}]" in done.stdout for k in range(3)) >= 2
-    assert len(re.findall(r"^\[worker \d\] trial \d+ epoch \d+: val_accuracy [01]\.\d{4} \(\d+ s\)$", done.stdout,
+    assert sum(f"[worker {k}]" in stdout for k in range(3)) >= 2
+    assert len(re.findall(r"^\[worker \d\] trial \d+ epoch \d+: val_accuracy [01]\.\d{4} \(\d+ s\)$", stdout,
                           flags=re.M)) >= 4
     study = optuna.load_study(study_name="imdb-lstm", storage=f"sqlite:///{project / 'optuna.db'}")
     finished = [t for t in study.get_trials() if t.state in (optuna.trial.TrialState.COMPLETE,
                                                              optuna.trial.TrialState.PRUNED)]
-    assert len(finished) == 4 and len({t.number for t in study.get_trials()}) == len(study.get_trials())
+    # n_trials, plus at most one trial per other worker still running when the fourth finished.
+    assert 4 <= len(finished) <= 4 + 2 and len({t.number for t in study.get_trials()}) == len(study.get_trials())
 
     client, parents, children = runs_of_study(f"sqlite:///{project / 'mlflow.db'}")
     assert len(parents) == 1
@@ -149,7 +155,7 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
         for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
             assert len(client.get_metric_history(run.info.run_id, metric)) == len(trial.intermediate_values)
     assert (project / "experiments" / "tiny-best.yaml").is_file()
-    assert "python -m src.stages.train experiment=tiny-best" in done.stdout
+    assert "python -m src.stages.train experiment=tiny-best" in stdout
 
 
 @pytest.mark.parametrize("override, message", [
@@ -170,6 +176,28 @@ def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path,
     if (tmp_path / "optuna.db").exists():  # no trial of any state: none started, none failed
         summaries = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}")
         assert [s.n_trials for s in summaries] in ([], [0]), summaries
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("sweep.space.model.units={low: 8, high: 16, choices: [8, 16]}", "sweep.space.model.units: choices must be a non-empty list, without low/high"),
+    ("sweep.space.model.pooling={choices: []}", "sweep.space.model.pooling: choices must be a non-empty list"),
+    ("sweep.space.model.units={low: 8}", "sweep.space.model.units: give low and high (or choices)"),
+    ("sweep.space.model.units={high: 8}", "sweep.space.model.units: give low and high (or choices)"),
+    ("sweep.space.model.pooling={low: 1, high: 2}", "sweep.space.model.pooling: model.pooling is not a number; give choices"),
+    ("sweep.space.model.units={low: 16, high: 16}", "sweep.space.model.units: empty or inverted range"),
+    ("sweep.space.model.units={low: 8.5, high: 16}", "model.units is an integer; low, high and step must be integers"),
+    ("sweep.space.model.units={low: 8, high: 16, step: 2, log: true}", "sweep.space.model.units: a log range needs low > 0 and no step"),
+    ("sweep.space.model.dropout={low: 0.0, high: 0.5, log: true}", "sweep.space.model.dropout: a log range needs low > 0"),
+    ("sweep.space.model.dropout={low: 0.1, high: 0.5, step: -0.1}", "sweep.space.model.dropout: step must be > 0"),
+    ("sweep.space.model.units={low: 8, high: 16, by: 2}", "sweep.space.model.units: a dimension takes low, high, step, log or choices"),
+    ("sweep.space.model.layers={low: 1, high: 3}", "sweep.space.model.layers: unknown parameter model.layers"),
+    ("sweep.space.paths={raw: {choices: [a]}}", "sweep.space.paths.raw: unknown parameter paths.raw"),
+])
+def test_every_search_space_rule_is_one_clear_message(settings, message):
+    # Config composes a bad space (it never reads the sweep's code); the sweep refuses it first.
+    cfg = config.validate(with_settings(settings))
+    assert [problem for problem in search_space.problems(cfg) if message in problem] != []
+    assert search_space.problems(config.compose()) == []
 
 
 def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
@@ -204,7 +232,7 @@ def test_the_baseline_is_the_config_as_it_stands_when_the_space_holds_it():
 def test_median_pruner_never_judges_a_first_epoch():
     cfg = config.compose(["sweep.pruner=median", "sweep.epochs=3"])
     good, slow_starter, weak = [0.80, 0.85, 0.86], [0.50, 0.87, 0.88], [0.50, 0.60, 0.61]
-    assert prunes_at(sweep.make_pruner(cfg.sweep), [good, good, slow_starter, weak]) == [None, None, None, 2]
+    assert prunes_at(studies.make_pruner(cfg.sweep), [good, good, slow_starter, weak]) == [None, None, None, 2]
 
 
 def test_halving_keeps_the_better_half_after_epochs_1_and_2():
@@ -214,4 +242,4 @@ def test_halving_keeps_the_better_half_after_epochs_1_and_2():
               [0.60, 0.70, 0.70, 0.70],  # worse half after epoch 1
               [0.75, 0.70, 0.70, 0.70],
               [0.74, 0.85, 0.86, 0.87]]
-    assert prunes_at(sweep.make_pruner(cfg.sweep), curves) == [None, 2, 1, 2, None]
+    assert prunes_at(studies.make_pruner(cfg.sweep), curves) == [None, 2, 1, 2, None]

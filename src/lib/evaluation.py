@@ -1,8 +1,12 @@
-"""Scoring a model's test predictions: the metrics the evaluate stage and `src.repeat` report."""
+"""Scoring a model on the test split: the metrics the evaluate stage, the baseline and
+`src.repeat` report, and `score_test`, which predicts, scores and logs in one step."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from src.lib import batches, config, predictions
+from src.lib.data import Split
 
 THRESHOLD = 0.5  # probability at or above which a review is labelled positive
 
@@ -33,3 +37,14 @@ def log_to_active_run(metrics: dict) -> None:
     cm = metrics["confusion_matrix"]
     mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
                        | {f"test_{k}": v for k, v in cm.items()})
+
+
+def score_test(cfg: config.Config, model, test: Split) -> tuple[dict, np.ndarray, predictions.Predictions]:
+    """(metrics, ROC curve rows, every review's prediction) of `model` on `test`, the metrics and
+    predictions logged to the active MLflow run."""
+    p_positive = batches.predict(model, test.x, cfg.train)
+    metrics, roc = score(test.y.astype(int), p_positive)
+    scored = predictions.Predictions(p_positive, test.y, test.review_ids)
+    log_to_active_run(metrics)
+    predictions.log_to_active_run("test", scored)
+    return metrics, roc, scored

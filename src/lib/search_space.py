@@ -1,14 +1,17 @@
 """The sweep's search space: its dimensions (sweep.space in conf/sweep/), what makes one valid,
 a trial's values, and the config as it stands as a point of the space (the baseline trial).
 
-`cfg` is a src.lib.config.Config; this module reads it without importing config, which
-imports this module to validate the space with everything else.
+`cfg` is a src.lib.config.Config. The sweep checks its space here (`problems`) before any trial;
+config validates everything else and never imports this module, so the data stages do not
+depend on the sweep's code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
+
+from src.lib.embeddings import SHAPED_BY
 
 
 @dataclass
@@ -23,7 +26,7 @@ class Dimension:
 
 
 def dimensions(cfg) -> dict[str, Dimension]:
-    """The sweep's dimensions by dotted config key ("model.units"); validate() checked them."""
+    """The sweep's dimensions by dotted config key ("model.units"); `problems` found none wrong."""
     return {f"{section}.{key}": Dimension(**dim)
             for section, dimensions in cfg.sweep.space.items() for key, dim in (dimensions or {}).items()}
 
@@ -31,9 +34,13 @@ def dimensions(cfg) -> dict[str, Dimension]:
 TUNABLE_SECTIONS = ("data", "model", "train")
 
 
-def problems(cfg) -> list[str]:
-    """What is wrong with the sweep's search space, one message per dimension at most."""
-    found = []
+def problems(cfg, vocabulary_size: int | None = None) -> list[str]:
+    """What is wrong with the sweep's search space, one message per dimension at most; with the
+    tokenize stage's vocabulary size, also a data.num_words range reaching past it, and a varied
+    key whose value shapes the pretrained weights (fixed once the pretrain stage ran)."""
+    found = [f"sweep.space.{key} cannot vary with pretrain.method={cfg.pretrain.method}: the pretrained weights "
+             f"have one shape; drop it ('~sweep.space.{key}')"
+             for key in SHAPED_BY.get(cfg.pretrain.method, ()) if key in _named(cfg)]
     for section, dimensions in cfg.sweep.space.items():
         for key, fields_ in (dimensions or {}).items():
             name = f"sweep.space.{section}.{key}"
@@ -62,7 +69,16 @@ def problems(cfg) -> list[str]:
                 found.append(f"{name}: a log range needs low > 0 and no step")
             elif dim.step is not None and dim.step <= 0:
                 found.append(f"{name}: step must be > 0")
+    words = (cfg.sweep.space.get("data") or {}).get("num_words")
+    reach = max(words.get("choices") or [words["high"]]) if words and not found else None
+    if reach is not None and vocabulary_size is not None and reach > vocabulary_size:
+        found.append(f"sweep.space.data.num_words reaches {reach} but the tokenize stage's vocabulary has "
+                     f"{vocabulary_size} ids: re-run that stage with a larger data.num_words")
     return found
+
+
+def _named(cfg) -> set[str]:
+    return {f"{section}.{key}" for section, dimensions in cfg.sweep.space.items() for key in (dimensions or {})}
 
 
 def baseline_point(cfg) -> tuple[dict, str | None]:

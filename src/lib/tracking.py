@@ -32,22 +32,19 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
-def flat_params(cfg: Config) -> dict[str, str]:
-    """Every resolved config value as a dotted MLflow param ("model.units": "128")."""
-    flat = {}
-    for section, values in cfg.to_dict().items():
-        if section == "sweep":  # the study's settings belong on its parent run, not on every run
-            continue
-        for key, value in values.items():
-            flat[f"{section}.{key}"] = str(value)
-    return flat
+def flat_params(cfg: Config, sections: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The resolved config values of `sections` (default: all but the sweep's, whose settings
+    belong on its study's run) as dotted MLflow params ("model.units": "128")."""
+    return {f"{section}.{key}": str(value)
+            for section, values in cfg.to_dict().items() if (section in sections if sections else section != "sweep")
+            for key, value in values.items()}
 
 
-def log_params(cfg: Config, extra: dict[str, str] | None = None) -> None:
-    """The whole config, flattened, as the active run's params (and `extra`, e.g. a trial's subset)."""
+def log_params(cfg: Config, sections: tuple[str, ...] | None = None, extra: dict[str, str] | None = None) -> None:
+    """The active run's params: the config's `sections` flattened (flat_params), and `extra`."""
     import mlflow
 
-    mlflow.log_params(flat_params(cfg) | (extra or {}))
+    mlflow.log_params(flat_params(cfg, sections) | (extra or {}))
 
 
 INPUT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
@@ -254,8 +251,7 @@ def open_study_run(cfg: Config, run_id: str | None) -> str:
         return run_id
     tags |= commit_tag()
     run = client.create_run(experiment_id, run_name=cfg.sweep.study_name, tags=tags)
-    sweep_params = {f"sweep.{k}": str(v) for k, v in cfg.to_dict()["sweep"].items()}
-    client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in sweep_params.items()])
+    client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in flat_params(cfg, ("sweep",)).items()])
     return run.info.run_id
 
 

@@ -99,7 +99,7 @@ def fit_and_score(cfg: config.Config) -> dict:
         split_predictions = {name: predictions.Predictions(p[name], labels[name], ids[name]) for name in p}
         metrics |= {"val_accuracy": split_predictions["val"].accuracy,
                     "fit_seconds": round(seconds, 1), "features": len(model[0].vocabulary_)}
-        mlflow.log_params({f"baseline.{k}": v for k, v in vars(b).items()} | {"data.val_split": cfg.data.val_split})
+        tracking.log_params(cfg, ("data", "baseline"))
         mlflow.log_metrics({k: metrics[k] for k in ("val_accuracy", "fit_seconds", "features")})
         for name, split in split_predictions.items():
             predictions.log_to_active_run(name, split)

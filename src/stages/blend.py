@@ -73,7 +73,7 @@ def blend(cfg: config.Config) -> dict:
     run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name="blend", registered_model=None))
     tags = source_tags(cfg) | {"blend": f"lstm+{cfg.baseline.method}", "blend.lstm_run": trained["run_id"]}
     with tracking.run(run_cfg, tags=tags):
-        mlflow.log_params({"blend.weight_step": cfg.blend.weight_step, "baseline.method": cfg.baseline.method})
+        tracking.log_params(cfg, ("blend", "baseline"))
         mlflow.log_metrics({"weight": weight, "val_accuracy": val.accuracy})
         evaluation.log_to_active_run(metrics)
         predictions.log_to_active_run("val", val)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.lib import batches, config, data, evaluation, model_folder, predictions, registry, tracking
+from src.lib import config, data, evaluation, model_folder, predictions, registry, tracking
 from src.lib.artifacts import publish, staging_dir
 from src.lib.errors import UserError, command
 
@@ -45,20 +45,16 @@ def evaluate(cfg: config.Config) -> dict:
     trained = model_folder.read_run(folder)
     model = load_model(model_path, jit_compile=cfg.train.jit_compile)
     test_split = data.load(cfg, "test")
-    p_positive = batches.predict(model, test_split.x, cfg.train)
-    metrics, roc = evaluation.score(test_split.y.astype(int), p_positive)
-    test = predictions.Predictions(p_positive, test_split.y, test_split.review_ids)
 
     reports = Path(cfg.paths.reports)
     with tracking.run(cfg, run_id=trained["run_id"]), staging_dir(reports) as staging:
+        metrics, roc, test = evaluation.score_test(cfg, model, test_split)
         (staging / ROC_FILE).write_text(_csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
-        y_pred = (p_positive >= evaluation.THRESHOLD).astype(int)
+        y_pred = (test.probability >= evaluation.THRESHOLD).astype(int)
         (staging / CONFUSION_FILE).write_text(
             _csv(["actual", "predicted"], zip(LABEL_NAMES[test_split.y], LABEL_NAMES[y_pred])))
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         predictions.save(staging / predictions.file_name("test"), test)
-        predictions.log_to_active_run("test", test)
-        evaluation.log_to_active_run(metrics)
         mlflow.log_dict(metrics, METRICS_FILE)
         # The plots DVC draws, as tables the run's artifact view shows.
         mlflow.log_table({"fpr": roc[:, 0], "tpr": roc[:, 1], "threshold": roc[:, 2]}, "plots/roc_curve.json")

@@ -58,8 +58,7 @@ def pretrain(cfg: config.Config) -> dict:
         meta = {"method": p.method, "labeled_reviews": len(texts), "unlabeled_reviews": len(unlabeled),
                 "seconds": round(time.perf_counter() - started, 1)} | figures
         embeddings.save(tmp, vectors, meta, lstm)
-        mlflow.log_params({f"pretrain.{k}": v for k, v in vars(p).items()}
-                          | {f"model.{k}": v for k, v in vars(cfg.model).items()})
+        tracking.log_params(cfg, ("data", "pretrain", "model"))
         mlflow.log_metrics({k: v for k, v in meta.items() if isinstance(v, (int, float))})
         for epoch, loss in enumerate(meta.get("loss", []), start=1):  # the language model's curve
             mlflow.log_metric("lm_loss", loss, step=epoch)

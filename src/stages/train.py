@@ -3,7 +3,7 @@
     python -m src.stages.train --params params.yaml     # as dvc.yaml runs it
     python -m src.stages.train experiment=lecture12 model.units=64   # conf/ with overrides
 
-Fits through `src.lib.training.fit` (as the sweep and `src.repeat` do) under one MLflow run,
+Fits through `src.lib.tracked.fit` (as the sweep's trials and `src.repeat` do) under one MLflow run,
 then writes the model folder (src.lib.model_folder) with the id of that run, which the
 evaluate stage reopens to add the test metrics, the per-epoch history (a DVC plot) and the
 saved model's validation predictions; the model is also logged as an MLflow model.
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from src.lib import config, data, model_folder, predictions, registry, tracking, training
+from src.lib import config, data, model_folder, predictions, registry, tracked
 from src.lib.artifacts import publish, staging_dir
 from src.lib.errors import UserError, command
 from src.lib.text import VOCAB_FILE, Vocabulary
@@ -42,18 +42,14 @@ def train(cfg: config.Config) -> dict:
     vocabulary = Vocabulary.load(vocabulary_file)
     train_split, val_split = data.load(cfg, "train"), data.load(cfg, "val")
     model_dir, reports = Path(cfg.paths.model), Path(cfg.paths.reports)
-    with tracking.run(cfg, tags=data.source_tags(cfg), system_metrics=cfg.tracking.system_metrics) as active:
-        tracking.log_params(cfg)
-        tracking.log_inputs(cfg, {"train": train_split, "val": val_split, "test": data.load(cfg, "test")})
-        fitted = training.fit(cfg, train_split, val_split)
-        training.log_fitted(fitted)
+    with tracked.fit(cfg, train_split, val_split, data.load(cfg, "test")) as (run_id, fitted):
         with staging_dir(model_dir) as staging:
             files = model_folder.write(staging, cfg, fitted.model, vocabulary)
             model_uri = registry.log_model(files)
             predictions.save(staging / predictions.file_name("val"), fitted.val)
             (staging / HISTORY_FILE).write_text(_history_csv(fitted.histories[0]))
             (staging / model_folder.RUN_FILE).write_text(json.dumps(
-                {"run_id": active.info.run_id, "model_uri": model_uri,
+                {"run_id": run_id, "model_uri": model_uri,
                  "best_val_accuracy": fitted.best_val_accuracy}) + "\n")
             # All outputs at once, run.json last (evaluate reads it): a stage killed before
             # this line leaves none of them.
@@ -62,7 +58,7 @@ def train(cfg: config.Config) -> dict:
                        staging / predictions.file_name("val"):
                            reports / predictions.DIRECTORY / predictions.file_name("val"),
                        staging / model_folder.RUN_FILE: model_dir / model_folder.RUN_FILE})
-    return {"run_id": active.info.run_id, "best_val_accuracy": fitted.best_val_accuracy,
+    return {"run_id": run_id, "best_val_accuracy": fitted.best_val_accuracy,
             "epochs": sum(fitted.member_epochs), "member_epochs": fitted.member_epochs}
 
 

@@ -1,0 +1,74 @@
+"""The Optuna study on its storage: the storage (with heartbeats, and the retry of a dead
+worker's trial), the pruner of conf/sweep/, the study created or joined with its seeded sampler,
+and the study's MLflow parent run, made once, its id a study attribute."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from src.lib import config, tracking
+from src.lib.errors import UserError, first_line
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # study user attribute: the study's MLflow run
+
+
+def storage_url(cfg: config.Config) -> str:
+    return cfg.sweep.storage or f"sqlite:///{tracking.project_root() / 'optuna.db'}"
+
+
+def open_storage(cfg: config.Config):
+    """The study's storage, with heartbeats and the retry of stale trials; a bad URL is one UserError."""
+    import optuna
+
+    url = storage_url(cfg)
+    # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with tracking.sqlite_setup_lock(url):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, cfg.sweep.stale_trial_seconds // 3),
+                grace_period=cfg.sweep.stale_trial_seconds,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as exc:  # SQLAlchemy, driver or URL errors
+        raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line(exc)}") from None
+
+
+def make_pruner(sweep: config.SweepConfig):
+    import optuna
+
+    if sweep.pruner == "median":  # below the median of earlier trials at the same epoch
+        # Warm-up 2: a first epoch's accuracy ranked real-data trials almost backwards (docs/results.md).
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.epochs)
+    if sweep.pruner == "halving":  # the better half at epochs 1, 2, 4, ...; a third lost the best real-data trial
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(cfg: config.Config, storage, worker: int = 0):
+    """(study, whether this call created it), its TPE sampler seeded by sweep.sampler_seed, the
+    worker's number and the trials the study has (so a resumed study draws new points)."""
+    import optuna
+
+    with tracking.sqlite_setup_lock(storage_url(cfg)):  # several workers creating one SQLite study
+        try:
+            study = optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
+                                        pruner=make_pruner(cfg.sweep))
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=cfg.sweep.study_name, storage=storage, pruner=make_pruner(cfg.sweep))
+            created = False
+    seed = np.random.SeedSequence([cfg.sweep.sampler_seed, worker, len(study.get_trials(deepcopy=False))])
+    study.sampler = optuna.samplers.TPESampler(seed=int(seed.generate_state(1)[0]))
+    return study, created
+
+
+def parent_run(cfg: config.Config, study) -> str:
+    """The study's MLflow run; made here when the study has none (this command just created the
+    study, or its creator died first). Joining workers read it when their first trial starts."""
+    run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if run_id is None:
+        run_id = tracking.open_study_run(cfg, None)
+        study.set_user_attr(PARENT_RUN_ATTR, run_id)
+    return run_id
