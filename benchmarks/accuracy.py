@@ -8,8 +8,8 @@ regression, TF-IDF + logistic regression, and the blend of each seed's LSTM with
 
 Each configuration is a list of Hydra overrides on the default config (CONFIGURATIONS below). The
 stages that do not depend on the model (download, tokenize, pad, pretrain, baseline, and the
-baseline again with baseline=tfidf) run once per distinct data + pretrain config in
-benchmarks/.work/accuracy/prepared-<digest>/. A row is `python -m src.repeat --seeds N` on that
+baseline again with baseline=tfidf) run once per distinct data + pretrain config, through the
+stages' own functions, into benchmarks/.work/accuracy/prepared-<digest>/. A row is `python -m src.repeat --seeds N` on that
 data: repeat k trains and evaluates with train.seed + k * train.ensemble, one child MLflow run
 each, all in one store (benchmarks/.work/accuracy/mlflow.db) with the baseline's run, so
 `python -m src.compare <baseline run> <r1>,<r2>,<r3>` compares a row with the bar. Each seed's
@@ -29,6 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine, run_stage  # noqa: E402
+from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "accuracy"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
@@ -53,45 +54,40 @@ CONFIGURATIONS = {
     "w2v-max-cosine": ["train.lr_schedule=cosine"],
     "w2v-max-wide-3-30k": ["experiment=wide-ensemble", "data.num_words=30000"],
 }
-PREPARED_STAGES = ("download", "tokenize", "pad", "pretrain", "baseline")
 
 
-def compose(folder: Path, overrides: list[str], env: dict) -> dict:
-    """params.yaml for `overrides` in `folder`, through the project's own config command."""
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "src.config", *overrides], cwd=folder, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    return yaml.safe_load((folder / "params.yaml").read_text())
+def prepared(overrides: list[str]) -> tuple[Path, dict]:
+    """The folder holding the outputs of the stages that do not depend on the model (download,
+    tokenize, pad, pretrain, the baseline with NB-LR and with TF-IDF) for these overrides, made
+    by the stages' own functions if new, and its record (stage seconds, both baselines' metrics)."""
+    import time
+    from dataclasses import replace
 
+    from src.lib import config
+    from src.stages import baseline, download, pad, pretrain, tokenize
 
-def stage(name: str, folder: Path, env: dict) -> float:
-    return run_stage([sys.executable, "-m", f"src.stages.{name}", "--params", "params.yaml"], folder, env)[0]
-
-
-def prepared(overrides: list[str], env: dict) -> tuple[Path, dict]:
-    """The folder holding the model-independent stages' outputs for these overrides, run if new,
-    and its record (stage seconds, both baselines' metrics)."""
-    params = compose(WORK / "scratch", overrides, env)
-    # What the prepared stages read: the data, the pretraining and the vectors' width.
-    key = {"data": params["data"], "pretrain": params["pretrain"], "baseline": params["baseline"],
-           "embedding_dim": params["model"]["embedding_dim"] if params["pretrain"]["method"] != "none" else None}
+    cfg = config.compose(overrides)
+    # What those stages read: the data, the pretraining, the baseline and the vectors' width.
+    key = {"data": asdict(cfg.data), "pretrain": asdict(cfg.pretrain), "baseline": asdict(cfg.baseline),
+           "embedding_dim": cfg.model.embedding_dim if cfg.pretrain.method != "none" else None}
     folder = WORK / f"prepared-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
     record = folder / "prepared.json"
     if record.is_file():
         return folder, json.loads(record.read_text())
     shutil.rmtree(folder, ignore_errors=True)
-    compose(folder, overrides, env)
-    seconds = {}
-    for name in PREPARED_STAGES:
+    cfg = config.compose([*overrides, *(f"paths.{name}={folder / path}" for name, path in asdict(cfg.paths).items())])
+    tfidf = replace(cfg, baseline=config.compose([*overrides, "baseline=tfidf"]).baseline,
+                    paths=replace(cfg.paths, reports=str(folder / "tfidf")))
+    seconds, scores = {}, {}
+    for name, run in (("download", download.download), ("tokenize", tokenize.tokenize), ("pad", pad.pad_splits),
+                      ("pretrain", pretrain.pretrain), ("baseline", baseline.fit_and_score),
+                      ("baseline_tfidf", lambda _: baseline.fit_and_score(tfidf))):
         print(f"--- {folder.name} {name}", flush=True)
-        seconds[name] = round(stage(name, folder, env), 1)
-    tfidf = folder / "tfidf"
-    compose(tfidf, [*overrides, "baseline=tfidf", f"paths.raw={folder / params['paths']['raw']}"], env)
-    seconds["baseline_tfidf"] = round(stage("baseline", tfidf, env), 1)
-    reports = params["paths"]["reports"]
-    result = {"key": key, "seconds": seconds,
-              "nblr": json.loads((folder / reports / "baseline.json").read_text()),
-              "tfidf": json.loads((tfidf / reports / "baseline.json").read_text())}
+        started = time.perf_counter()
+        scores[name] = run(cfg)
+        seconds[name] = round(time.perf_counter() - started, 1)
+    (folder / "params.yaml").write_text(config.to_yaml(cfg))
+    result = {"key": key, "seconds": seconds, "nblr": scores["baseline"], "tfidf": scores["baseline_tfidf"]}
     record.write_text(json.dumps(result, indent=2) + "\n")
     return folder, result
 
@@ -104,7 +100,7 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
     from src.lib import predictions
     from src.stages.blend import blended, choose_weight
 
-    folder, prep = prepared(overrides, env)
+    folder, prep = prepared(overrides)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     shared = [f"paths.{key}={folder / params['paths'][key]}" for key in ("raw", "tokens", "padded", "pretrained")]
     run = WORK / name
@@ -220,7 +216,8 @@ def main() -> None:
         sys.exit(f"unknown configuration(s) {unknown}; see --list")
     if args.seeds < 2:
         sys.exit(f"--seeds must be >= 2 (one seed is a draw, not a result), got {args.seeds}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": STORE}
+    os.environ["MLFLOW_TRACKING_URI"] = STORE  # the baseline's run (made here) and the rows' runs in one store
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     WORK.mkdir(parents=True, exist_ok=True)
     for name in args.names:
         seeds, prep = measure(name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]],

@@ -153,7 +153,7 @@ def _parse(argv: list[str]):
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.add_argument("--resamples", type=int, default=significance.RESAMPLES, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=significance.SEED, help="bootstrap seed")
-    parser.add_argument("--params", default=config.PARAMS_FILE, help="paths and MLflow experiment (default: params.yaml)")
+    config.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.resamples < 100:
         raise UserError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
-    cfg = config.load(args.params)
+    cfg = config.from_args(args)
     side_a = [load_run(reference, cfg) for reference in args.a.split(",")]
     side_b = [load_run(reference, cfg) for reference in args.b.split(",")]
     result = compare_sides(side_a, side_b, resamples=args.resamples, seed=args.seed)

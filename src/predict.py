@@ -64,8 +64,7 @@ def _parse(argv: list[str]):
     parser.add_argument("reviews", nargs="*", help="reviews to classify (default: --file or stdin)")
     parser.add_argument("--file", help="a file of reviews, one per line; - for stdin")
     parser.add_argument("--model", help="an MLflow model URI (default: the pipeline's model)")
-    parser.add_argument("--params", default=config.PARAMS_FILE,
-                        help="where the pipeline's paths and padding come from (default: params.yaml)")
+    config.add_arguments(parser)  # the pipeline's paths and padding
     return parser.parse_args(argv)
 
 
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.model:
         classifier = registry_classifier(args.model)
     else:
-        classifier = pipeline_classifier(config.load(args.params))
+        classifier = pipeline_classifier(config.from_args(args))
     probabilities = classifier.predict_proba(reviews)
     for review, p in zip(reviews, probabilities):
         label = "pos" if p >= THRESHOLD else "neg"

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--require-significant", action="store_true",
                         help="promote only if it beats the champion on the same validation reviews by the paired "
                              "test (McNemar p < 0.05 and a 95%% bootstrap interval above 0)")
-    parser.add_argument("--params", default=config.PARAMS_FILE, help="config to read (default: params.yaml)")
+    config.add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    cfg = config.load(args.params)
+    cfg = config.from_args(args)
     if args.action == "show":
         print(registry.versions_table(cfg))
         return

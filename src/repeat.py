@@ -51,7 +51,7 @@ def _parse(argv: list[str]):
     parser = argparse.ArgumentParser(prog="python -m src.repeat", description=__doc__.splitlines()[0],
                                      epilog="example: python -m src.repeat --seeds 3 experiment=lecture12")
     parser.add_argument("--seeds", type=int, default=3, help="how many repeats (>= 2), default 3")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, as for python -m src.stages.train")
+    config.add_arguments(parser, overrides=True)
     return parser.parse_args(argv)
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.seeds < 2:
         raise UserError(f"--seeds must be >= 2 for a standard deviation, got {args.seeds}")
-    cfg = config.compose(args.overrides)
+    cfg = config.from_args(args)
     result = repeat(cfg, args.seeds, args.overrides)
     print(f"val accuracy {result['val_accuracy_mean']:.4f} +- {result['val_accuracy_sd']:.4f}, "
           f"test accuracy {result['test_accuracy_mean']:.4f} +- {result['test_accuracy_sd']:.4f} "

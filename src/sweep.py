@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from src.lib import config, data, search_space, tracked, tracking
+from src.lib import config, data, predictions, search_space, significance, tracked, tracking
 from src.lib.studies import PARENT_RUN_ATTR, load_study, open_storage, parent_run, storage_url
 from src.lib.artifacts import atomic_write_text
 from src.lib.errors import Terminated, UserError, command
@@ -190,6 +190,23 @@ def write_preset(cfg: config.Config, overrides: list[str], best_params: dict) ->
     return name, path
 
 
+def baseline_test(baseline, best, parent_run_id: str) -> str:
+    """The best trial against the baseline, paired on their validation predictions
+    (src.significance), tagged on the parent run. The best was chosen on these reviews: optimistic."""
+    runs = [trial.user_attrs.get("mlflow_run_id") for trial in (baseline, best)]
+    if not all(runs):
+        return ""
+    try:
+        compared = significance.compare(*(predictions.from_run(run_id, "val") for run_id in runs))
+    except UserError as exc:
+        return f" (no paired test: {exc})"
+    verdict = {"B is better": "the best trial is better", "A is better": "the baseline is better"}.get(
+        compared.verdict, compared.verdict)
+    line = f"; paired on {compared.reviews} validation reviews: {significance.summary(compared)}: {verdict}"
+    tracking.log_to_run(parent_run_id, tags={"baseline_test": line.removeprefix("; ")})
+    return line + " (the best was chosen on these reviews: optimistic)"
+
+
 def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     """Run (or resume) the study to n_trials; return the best trial's value, params and preset."""
     check(cfg)
@@ -205,11 +222,12 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     name, path = write_preset(cfg, overrides, best.params)
     tracking.log_to_run(study.user_attrs[PARENT_RUN_ATTR], tags={"preset": name})
     baseline = next((t for t in complete if is_baseline(t)), None)
+    versus = "" if baseline is None else (
+        "\nno sampled configuration beat the baseline (the config without the sweep)" if baseline.number == best.number else
+        f"\nbest vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy"
+        + baseline_test(baseline, best, study.user_attrs[PARENT_RUN_ATTR]))
     print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {describe(best)}; {time.perf_counter() - started:.0f}s"
-          + (f"\nbest vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy; paired on "
-             f"validation reviews (optimistic: the best was chosen on them): python -m src.compare "
-             f"{baseline.user_attrs['mlflow_run_id']} {best.user_attrs['mlflow_run_id']}" if baseline and baseline != best else "")
-          + f"\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n  python -m src.stages.train "
+          f"{versus}\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n  python -m src.stages.train "
           f"experiment={name}\n  dvc exp run -S experiment={name}")
     return {"best_value": best.value, "best_params": best.params, "preset": name,
             "parent_run_id": study.user_attrs[PARENT_RUN_ATTR]}

@@ -164,7 +164,7 @@ def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
                               env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     try:
         wait_until_serving(server, f"http://127.0.0.1:{port}/ping")  # loading the model takes a while
-        body = json.dumps({"dataframe_records": [{"review": r} for r in REVIEWS]}).encode()
+        body = json.dumps({"inputs": [{"review": r} for r in REVIEWS]}).encode()  # the signature of the type hints
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as reply:

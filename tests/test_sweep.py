@@ -133,7 +133,7 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
                                "sweep.n_trials=4", f"sweep.worker={k}"], cwd=project, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for k in range(3)]
     outputs = [proc.communicate(timeout=500) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-3000:] for _, err in outputs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], "\n=====\n".join(err[-6000:] for _, err in outputs)
     stdout = "".join(out for out, _ in outputs)
     assert "database is locked" not in stdout + "".join(err for _, err in outputs)
     # Trials ran side by side (which worker takes the fourth trial is a race), each epoch a line.

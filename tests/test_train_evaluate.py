@@ -228,3 +228,16 @@ def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path
         version = client(isolated_tracking).get_model_version_by_alias(cfg.tracking.registered_model,
                                                                        registry.CHALLENGER)
         assert version.run_id == result["run_id"] and float(version.tags[registry.VAL_TAG]) == pytest.approx(expected)
+
+
+def test_the_train_stage_prints_no_mlflow_warning(prepared_cfg, tmp_path, tiny_archive, isolated_tracking):
+    # The logged model's signature comes from its predict's type hints, so MLflow asks for none.
+    from tests.conftest import TINY_OVERRIDES, archive_overrides, output_paths, run_module
+
+    done = run_module("src.stages.train", *TINY_OVERRIDES, *output_paths(tmp_path / "out"), *archive_overrides(tiny_archive))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "UserWarning" not in done.stdout + done.stderr and "type hint" not in done.stdout + done.stderr
+    [run] = client(isolated_tracking).search_runs([client(isolated_tracking).get_experiment_by_name("imdb-lstm").experiment_id])
+    model = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")
+    assert model.signature.inputs.to_dict() == [{"type": "object", "properties": {"review": {"type": "string", "required": True}},
+                                                 "required": True}]

@@ -4,7 +4,7 @@ With `train.bucket_by_length`, reviews of similar length share a batch and each 
 to its longest review (rounded up to `train.length_step`), so the LSTM does not step through
 columns that are padding in every row of the batch. The model masks padding ids, so a review's
 score is the same in any batch. Most reviews are far shorter than maxlen, so most of the
-steps a full-width batch would take are skipped (measured: `git show 22b1bfa:docs/results.md`).
+steps a full-width batch would take are skipped (`python benchmarks/train_speed.py` measures it).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The one place that composes and validates configuration.
 
-Two ways in, one validated `Config` out:
-  * `compose(overrides)` composes conf/ (+ an experiment preset + Hydra overrides): what
-    `python -m src.stages.train model.units=64` and the sweep use;
-  * `load(path)` reads params.yaml, the composed config DVC tracks: what DVC stages use,
-    so that `dvc exp run -S ...` (which rewrites params.yaml) reaches them.
+Two sources, one validated `Config` out:
+  * `compose(overrides)` composes conf/ (+ an experiment preset + Hydra overrides);
+  * `load(path)` reads params.yaml, the composed config DVC tracks (`dvc exp run -S ...`
+    rewrites it), checked against conf/ for a DVC stage (`load_for_stage`).
+Every command reaches them one way, `from_argv` (`--params FILE` or overrides, `--help`,
+`--cfg job`); a command with options of its own parses them with argparse (`add_arguments`)
+and hands them to `from_argv` through `from_args`.
 
 The dataclasses below are the schema: types only. Defaults live in conf/, once each.
 `python -m src.config [overrides]` (src/config.py) writes params.yaml from conf/ and records
@@ -334,8 +336,9 @@ def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
     return cfg
 
 
-def from_argv(argv: list[str], usage: str = "") -> Config:
-    """Config for a command line: `--params FILE` (DVC stages) or Hydra overrides of conf/.
+def from_argv(argv: list[str], usage: str = "", stage: bool = True) -> Config:
+    """Config for a command line: `--params FILE` or Hydra overrides of conf/. A DVC stage's
+    params file is checked against conf/ (load_for_stage); another command's is read as it is.
 
     It answers what a Hydra command line does: `--help` prints `usage` (the command's
     docstring), the config groups and presets and an example; `--cfg job` prints the composed
@@ -345,14 +348,33 @@ def from_argv(argv: list[str], usage: str = "") -> Config:
         print(help_text(usage))
         raise SystemExit(0)
     if argv[:2] == ["--cfg", "job"]:
-        print(yaml.safe_dump(from_argv(argv[2:]).to_dict(), sort_keys=False), end="")
+        print(yaml.safe_dump(from_argv(argv[2:], stage=stage).to_dict(), sort_keys=False), end="")
         raise SystemExit(0)
     if argv[:1] == ["--params"]:
         if len(argv) != 2:
             raise UserError("usage: --params FILE (no overrides: edit conf/ or use `dvc exp run -S`)")
-        return load_for_stage(argv[1])
+        return load_for_stage(argv[1]) if stage else load(argv[1])
     _refuse_multirun(argv)
     return compose(argv)
+
+
+def add_arguments(parser, overrides: bool = False) -> None:
+    """A command's config options on its argparse parser: `--params FILE`, and with `overrides`
+    Hydra overrides of conf/ and `--cfg job`; `from_args` turns them into the config."""
+    parser.add_argument("--params", metavar="FILE", help="a composed params.yaml to read" + (
+        " instead of composing conf/" if overrides else f" (default: {PARAMS_FILE})"))
+    if overrides:
+        parser.add_argument("--cfg", choices=["job"], help="print the composed config and exit")
+        parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, e.g. model.units=64")
+
+
+def from_args(args) -> Config:
+    """The config of a command's parsed arguments (add_arguments), read the one way: from_argv."""
+    overrides = getattr(args, "overrides", None)
+    if args.params and overrides:
+        raise UserError("give --params FILE or overrides, not both (edit conf/ or use `dvc exp run -S`)")
+    argv = ["--params", args.params] if args.params else overrides if overrides is not None else ["--params", PARAMS_FILE]
+    return from_argv((["--cfg", "job"] if getattr(args, "cfg", None) else []) + argv, stage=False)
 
 
 def _refuse_multirun(argv: list[str]) -> None:

@@ -22,7 +22,7 @@ from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, pad
 MODEL_FILE = "model.keras"
 SETTINGS_FILE = "settings.json"  # how the model's input is padded and batched
 RUN_FILE = "run.json"            # the MLflow run that trained the model, its logged model's URI, val accuracy
-FORMAT = 2                       # settings.json's format; format 1 (no "format" key) still loads
+FORMAT = 2                       # settings.json's format; one without a "format" key is format 1, and loads
 
 
 def settings(cfg: config.Config) -> dict:
@@ -53,13 +53,13 @@ def read_run(folder: Path) -> dict:
     """run.json: the training run's id, its logged model's URI and best validation accuracy."""
     trained = read_json(folder / RUN_FILE)
     if not {"run_id", "model_uri", "best_val_accuracy"} <= trained.keys():
-        raise UserError(f"{folder / RUN_FILE} is from an older version: re-run training (`dvc repro -f train`)")
+        raise UserError(f"{folder / RUN_FILE} lacks run_id, model_uri or best_val_accuracy: re-run training (`dvc repro -f train`)")
     return trained
 
 
 def _batching(stored: dict) -> batches.Batching:
-    """Format 1 stored all of train.*: only the batching keys are read, so keys added to
-    train.* since do not stop an older folder from loading."""
+    """The batching settings: format 2's "batching", or the batching keys of format 1's "train"
+    (which holds every train.* key of its time; the others are not read)."""
     kept = stored["train"] if stored.get("format", 1) == 1 else stored["batching"]
     return batches.Batching(**{f.name: kept[f.name] for f in fields(batches.Batching)})
 

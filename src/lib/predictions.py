@@ -85,6 +85,6 @@ def from_run(run_id: str, split: str) -> Predictions:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=scratch)
         except Exception as exc:  # MLflow's errors for a missing artifact vary by store
-            raise UserError(f"run {run_id} has no {artifact} (trained before per-review predictions were "
-                            f"kept, or not evaluated yet): {first_line(exc)}") from None
+            raise UserError(f"run {run_id} has no {artifact} (a run that saved no per-review predictions, "
+                            f"or not evaluated yet): {first_line(exc)}") from None
         return load(path)

@@ -9,7 +9,6 @@ champion's: the test set stays out of model choice. The command is `python -m sr
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from src.lib import config, predictions, significance, tracking
@@ -27,25 +26,17 @@ def log_model(files: dict[str, Path]) -> str:
     import importlib.metadata
 
     import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
 
-    with warnings.catch_warnings():
-        # MLflow advises type hints (when the model class is defined, and again when logged) and
-        # an input example; the explicit signature covers both, and an example would make MLflow
-        # load the model once more just to log it.
-        warnings.filterwarnings("ignore", message=".*(type hints|input example).*", category=UserWarning)
-        from src.lib import review_model  # imports MLflow and declares the model (set_model): only when logging
+    from src.lib import review_model  # imports MLflow and declares the model (set_model): only when logging
 
-        package = Path(review_model.__file__).parents[1]  # src/: the model's code travels with it
-        signature = ModelSignature(inputs=Schema([ColSpec("string", review_model.INPUT_COLUMN)]),
-                                   outputs=Schema([ColSpec("double", review_model.OUTPUT_COLUMN)]))
-        # Pinned to what trained it; given explicitly because inferring them loads the model twice.
-        requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas")]
-        info = mlflow.pyfunc.log_model(
-            name=ARTIFACT_NAME, python_model=review_model.__file__, code_paths=[str(package)],
-            artifacts={role: str(path) for role, path in files.items()}, signature=signature,
-            pip_requirements=requirements)
+    package = Path(review_model.__file__).parents[1]  # src/: the model's code travels with it
+    # Pinned to what trained it; given explicitly because inferring them loads the model twice.
+    requirements = [f"{name}=={importlib.metadata.version(name)}"
+                    for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pydantic")]
+    # The signature comes from predict's type hints; an input example would load the model once more.
+    info = mlflow.pyfunc.log_model(
+        name=ARTIFACT_NAME, python_model=review_model.__file__, code_paths=[str(package)],
+        artifacts={role: str(path) for role, path in files.items()}, pip_requirements=requirements)
     return info.model_uri
 
 

@@ -2,30 +2,33 @@
 positive-class probability out, through `src.lib.model_folder.ReviewClassifier`.
 
 MLflow runs this file when it loads the model (`mlflow.pyfunc.load_model`, `mlflow models
-serve`); `src/` travels with the model as its code, so no pickled object is ever loaded.
+serve`); `src/` travels with the model as its code, so no pickled object is ever loaded. The
+type hints of `predict` are the model's signature: records `{"review": ...}` in (a DataFrame
+with a `review` column too), records `{"positive_probability": ...}` out.
 """
 
 import mlflow
-import pandas as pd
+import pydantic
 from mlflow.pyfunc import PythonModel
 
 from src.lib.model_folder import ReviewClassifier
 
-INPUT_COLUMN = "review"
-OUTPUT_COLUMN = "positive_probability"
+
+class Review(pydantic.BaseModel):
+    review: str
+
+
+class Scored(pydantic.BaseModel):
+    positive_probability: float
 
 
 class ReviewModel(PythonModel):
     def load_context(self, context):
         self.classifier = ReviewClassifier.from_files(**context.artifacts)
 
-    def predict(self, context, model_input, params=None):
-        if isinstance(model_input, pd.DataFrame):
-            reviews = model_input[INPUT_COLUMN]
-        else:  # a list of strings
-            reviews = model_input
-        reviews = ["" if review is None else str(review) for review in reviews]
-        return pd.DataFrame({OUTPUT_COLUMN: self.classifier.predict_proba(reviews).astype("float64")})
+    def predict(self, model_input: list[Review], params=None) -> list[Scored]:
+        probabilities = self.classifier.predict_proba([row.review for row in model_input])
+        return [Scored(positive_probability=float(p)) for p in probabilities]
 
 
 mlflow.models.set_model(ReviewModel())

@@ -37,11 +37,11 @@ def make_pruner(sweep: config.SweepConfig):
     import optuna
 
     if sweep.pruner == "median":  # below the median of earlier trials at the same epoch
-        # Warm-up 2: a first epoch's accuracy ranked real-data trials almost backwards (docs/results.md).
+        # Warm-up 2: a first epoch's accuracy ranks real-data trials poorly (benchmarks/sweep_pruning.py).
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.epochs)
-    if sweep.pruner == "halving":  # the better half at epochs 1, 2, 4, ...; a third lost the best real-data trial
+    if sweep.pruner == "halving":  # the better half at epochs 1, 2, 4, ...: the cheapest
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     return optuna.pruners.NopPruner()
 

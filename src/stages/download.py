@@ -1,9 +1,10 @@
-"""DVC stage `download`: fetch the IMDB archive, verify its sha256, extract the labeled reviews.
+"""DVC stage `download`: fetch the IMDB archive, verify its sha256, extract the reviews.
 
 The source is data.url (an http(s) URL, a file:// URL or a local path, relative to the
 project root) and data.sha256, both params DVC tracks: nothing else names the archive, so a
-different archive always reruns this stage and dvc.lock records the one used. Only aclImdb/{train,test}/{pos,neg}/*.txt are extracted; the
-unlabeled train/unsup reviews and the .feat/url files are skipped whether present or not.
+different archive always reruns this stage and dvc.lock records the one used. Extracted:
+aclImdb/{train,test}/{pos,neg}/*.txt, the unlabeled train/unsup/*.txt when the archive has
+them, and the movie files urls_*.txt; the .feat files and anything else are skipped.
 Every member is checked with tarfile's "data" filter first, so an archive holding a path
 that escapes the output folder, or a link pointing outside it, is refused as a whole.
 """
@@ -33,8 +34,8 @@ URLS_MEMBER = re.compile(r"^aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")  #
 LABELED = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")]
 
 
-# Read by an earlier version of this stage. DVC cannot see environment variables, so its run
-# cache could hand back an earlier archive's data: the archive is named in params.yaml only.
+# Environment variables that do not name the archive: DVC cannot see them, so its run cache
+# could hand back another archive's data. Set, they are ignored with a warning (params.yaml names it).
 RETIRED_ENV = ("IMDB_URL", "IMDB_SHA256")
 
 
