@@ -6,10 +6,10 @@ A trial is conf/ with the command's overrides and its sampled values, fitted by
 `src.lib.tracked.fit` (as the train stage) on `sweep.train_fraction` of the training reviews for
 at most `sweep.epochs`, its validation accuracy reported each epoch to the pruner; the data
 stages must have run (`dvc repro pad`). One command is one worker on the study in
-`sweep.storage` (default optuna.db): run again, it resumes; started N times (or `sweep.workers=N`)
-on one storage, N trials run at once. The study ends with `sweep.n_trials` complete or pruned
-trials plus those other workers were running then (Optuna's MaxTrialsCallback); a killed
-worker's trial is retried once its heartbeat is stale. A new study's first trial is the config
+`sweep.storage` (default optuna.db): run again, it resumes; started N times on one storage (each
+with its own `sweep.worker`), N trials run at once. The study ends with `sweep.n_trials` complete
+or pruned trials plus those other workers were running then (Optuna's MaxTrialsCallback); a
+killed worker's trial is retried by the next trial start once its heartbeat is stale. A new study's first trial is the config
 as it stands (`sweep.baseline`). MLflow: one parent run per study, made with it; a nested run
 per trial. The best trial becomes experiments/<preset>.yaml.
 """
@@ -137,10 +137,12 @@ def work(cfg: config.Config, overrides: list[str]) -> object:
     study, created = load_study(cfg, storage, cfg.sweep.worker)
     if created:
         parent_run(cfg, study)
-    values, problem = search_space.baseline_point(cfg)
-    if created and cfg.sweep.baseline:
-        study.enqueue_trial(values, user_attrs={BASELINE_ATTR: True}) if problem is None else print(f"no baseline trial: {problem}")
-    elif PARENT_RUN_ATTR in study.user_attrs:  # a resumed study: its run is running again
+        values, problem = search_space.baseline_point(cfg)
+        if cfg.sweep.baseline and problem is None:
+            study.enqueue_trial(values, user_attrs={BASELINE_ATTR: True})
+        elif cfg.sweep.baseline:
+            print(f"no baseline trial: {problem}", flush=True)
+    elif PARENT_RUN_ATTR in study.user_attrs:  # a study resumed, or joined: its run is running (again)
         tracking.open_study_run(cfg, study.user_attrs[PARENT_RUN_ATTR])
     done = finished(study)
     print(f"[worker {cfg.sweep.worker}] study {cfg.sweep.study_name!r} in {storage_url(cfg)}: "

@@ -54,3 +54,32 @@ def test_a_new_optuna_db_opened_by_several_processes_at_once(tmp_path):
     [study] = optuna.get_all_study_summaries(storage)
     trials = optuna.load_study(study_name=study.study_name, storage=storage).get_trials()
     assert sorted(t.system_attrs["fixed_params"]["worker"] for t in trials) == [0, 1, 2, 3]
+
+
+LOG_INPUTS_AT = """
+import sys, time
+import numpy as np
+from src.lib import config, tracking
+from src.lib.data import Split
+split = Split(np.zeros((20, 4), np.int32), np.zeros(20, np.int8), np.arange(20, dtype=np.int32))
+cfg = config.compose(["tracking.run_name=worker-" + sys.argv[2]])
+with tracking.run(cfg):
+    while time.time() < float(sys.argv[1]):  # every process logs the same new dataset at this instant
+        time.sleep(0.001)
+    tracking.log_inputs(cfg, {"train": split})
+"""
+
+
+def test_workers_logging_one_new_dataset_at_once_all_link_it(isolated_tracking):
+    # MLflow checks for the dataset, then inserts it: processes racing on a new one fail on its
+    # unique key (sweep trials starting together did).
+    import time
+
+    start = time.time() + 20  # after every process has imported and opened its run
+    processes = [subprocess.Popen([sys.executable, "-c", LOG_INPUTS_AT, str(start), str(i)], cwd=PROJECT,
+                                  stderr=subprocess.PIPE, text=True) for i in range(6)]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, errors
+    client = mlflow.MlflowClient(isolated_tracking)
+    runs = client.search_runs([client.get_experiment_by_name("imdb-lstm").experiment_id])
+    assert len(runs) == 6 and all([d.dataset.name for d in r.inputs.dataset_inputs] == ["imdb-train"] for r in runs)

@@ -108,7 +108,7 @@ def load_review_ids(path: Path) -> np.ndarray:
         raise UserError(f"{path} not found: run the stage that writes it (`dvc repro`)")
     with np.load(path, allow_pickle=False) as data:  # members load lazily: only this one is read
         if "review_ids" not in data.files:
-            raise UserError(f"{path} was written by an older version, without review ids: re-run `dvc repro`")
+            raise UserError(f"{path} holds no review ids: re-run `dvc repro`")
         return data["review_ids"]
 
 

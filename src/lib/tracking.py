@@ -65,7 +65,12 @@ def log_inputs(cfg: Config, splits: dict) -> None:
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=url, name=f"imdb-{name}",
                                              digest=hashlib.sha256(recipe.encode()).hexdigest()[:8])
-        mlflow.log_input(dataset, context=INPUT_CONTEXTS[name], tags={"reviews": str(len(split.y))})
+        try:
+            mlflow.log_input(dataset, context=INPUT_CONTEXTS[name], tags={"reviews": str(len(split.y))})
+        except mlflow.exceptions.MlflowException:
+            # Workers logging one new dataset at once: MLflow checks, then inserts, so one can
+            # fail on the dataset's unique key. The dataset exists now; a second call links it.
+            mlflow.log_input(dataset, context=INPUT_CONTEXTS[name], tags={"reviews": str(len(split.y))})
 
 
 def git_commit() -> str | None:
