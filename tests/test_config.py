@@ -31,7 +31,7 @@ def test_lecture12_is_the_lectures_recipe():
     assert (cfg.model.embedding_dim, cfg.model.units, cfg.model.dropout, cfg.model.bidirectional) == (128, 128, 0.0, False)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.learning_rate) == (64, 3, 0.001)
     assert (cfg.train.patience, cfg.train.clipnorm) == (0, None), "the lecture neither stops early nor clips"
-    assert cfg.train.ensemble == 1, "the lecture trains one model"
+    assert (cfg.train.ensemble, cfg.train.adversarial) == (1, "none"), "the lecture trains one model, plainly"
     assert (cfg.model.pooling, cfg.pretrain.method) == ("last", "none"), "the last state, a random Embedding"
 
 
