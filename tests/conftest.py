@@ -40,7 +40,10 @@ NEGATIVE = ["an awful film, terrible acting and a boring story",
 TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
                   "model.embedding_dim=8", "model.units=8", "model.bidirectional=false", "train.epochs=2",
                   "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16",
-                  "train.ensemble=1", "pretrain.method=none"]  # word2vec's own tests: tests/test_pretrain.py
+                  "train.ensemble=1", "pretrain.method=none",  # word2vec's own tests: tests/test_pretrain.py
+                  # The default trains adversarially; epsilon is on the embeddings' scale, and the
+                  # tiny model's 8-wide random ones are far smaller than word2vec's.
+                  "train.adversarial_epsilon=0.1"]
 
 
 # Files whose tests start many processes or servers (a minute or two each) run first: under

@@ -57,8 +57,9 @@ def test_an_adversarially_trained_model_is_saved_and_served_as_a_plain_classifie
     assert classifier.predict_proba(["a wonderful film", "an awful film"]).shape == (2,)
 
     # The same seed without the adversarial term trains other weights.
-    plain_cfg = replace(prepared_cfg, paths=replace(prepared_cfg.paths, model=str(tmp_path / "plain" / "models"),
-                                                    reports=str(tmp_path / "plain" / "reports")))
+    plain_cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, adversarial="none"),
+                        paths=replace(prepared_cfg.paths, model=str(tmp_path / "plain" / "models"),
+                                            reports=str(tmp_path / "plain" / "reports")))
     train.train(plain_cfg)
     assert "adversarial_loss" not in history(plain_cfg)[0]
     assert float(history(plain_cfg)[0]["loss"]) != float(rows[0]["loss"])
