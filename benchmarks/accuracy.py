@@ -133,6 +133,12 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
     return rows, prep
 
 
+def minutes(row: dict) -> float:
+    """A row's training minutes per seed: measured alone when the row records it (its seeds may
+    have shared the cores), else the median over its seeds."""
+    return row.get("alone", {}).get("train_minutes") or statistics.median(s["train_minutes"] for s in row["seeds"])
+
+
 def summary(seeds: list[dict], key: str) -> tuple[float, float | None]:
     values = [s[key] for s in seeds if s.get(key) is not None]
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
@@ -158,10 +164,9 @@ def print_table(table: dict) -> None:
                 continue
             mean, sd = summary(seeds, key)
             cells.append(f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else " (1 seed)"))
-        minutes = statistics.median(s["train_minutes"] for s in seeds)
         kinds = ", ".join(sorted({cpu_kind(s) for s in seeds}))
         print(f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
-              f"{minutes:>9} {cells[2]:>16}  {kinds}")
+              f"{minutes(row):>9} {cells[2]:>16}  {kinds}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
@@ -177,20 +182,20 @@ def draw(table: dict) -> None:
         seeds = row["seeds"]
         if len(seeds) < 2:
             continue  # one seed is a draw, not a result
-        minutes = statistics.median(s["train_minutes"] for s in seeds)
+        x = minutes(row)
         accuracies = [s["test_accuracy"] for s in seeds]
-        line = ax.errorbar([minutes], [statistics.mean(accuracies)], yerr=[[0], [0]], fmt="o", ms=8, label=None)
-        ax.scatter([minutes] * len(accuracies), accuracies, s=14, color=line[0].get_color(), alpha=0.5)
-        ax.annotate(f"{name} ({len(seeds)} seeds)", (minutes, statistics.mean(accuracies)),
+        line = ax.errorbar([x], [statistics.mean(accuracies)], yerr=[[0], [0]], fmt="o", ms=8, label=None)
+        ax.scatter([x] * len(accuracies), accuracies, s=14, color=line[0].get_color(), alpha=0.5)
+        ax.annotate(f"{name} ({len(seeds)} seeds)", (x, statistics.mean(accuracies)),
                     textcoords="offset points", xytext=(8, -3), fontsize=9)
         blends = [s["blend_test_accuracy"] for s in seeds if s.get("blend_test_accuracy") is not None]
         if blends:  # the blend adds the baseline's minute
-            ax.scatter([minutes + 1], [statistics.mean(blends)], marker="D", s=40, color=line[0].get_color())
+            ax.scatter([x + 1], [statistics.mean(blends)], marker="D", s=40, color=line[0].get_color())
             ax.annotate(f"{name} + NB-LR blend ({len(blends)} seed{'s' if len(blends) > 1 else ''})",
-                        (minutes + 1, statistics.mean(blends)), textcoords="offset points", xytext=(8, -3), fontsize=9)
+                        (x + 1, statistics.mean(blends)), textcoords="offset points", xytext=(8, -3), fontsize=9)
     for key, label, style in (("nblr", "NB-weighted logistic regression", "-"), ("tfidf", "TF-IDF + logistic regression", ":")):
         ax.axhline(table["references"][key]["accuracy"], color="grey", linestyle=style, label=f"{label} (~1 min)")
-    ax.set_xlabel("training minutes per seed, median (2 cores; CPU kinds in benchmarks/results/accuracy.json)")
+    ax.set_xlabel("training minutes per seed: alone where measured so, else the median (2 cores; accuracy.json)")
     ax.set_ylabel("test accuracy (large dot: mean over seeds; small: each seed)")
     ax.set_title("IMDB test accuracy against training time")
     ax.legend(loc="lower right", fontsize=8)
@@ -224,7 +229,7 @@ def main() -> None:
         seeds, prep = measure(name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]],
                               args.seeds, env)
         table = json.loads(RESULTS.read_text())  # another invocation's rows too
-        table["rows"][name] = {"overrides": CONFIGURATIONS[name], "seeds": seeds}
+        table["rows"][name] = {"overrides": CONFIGURATIONS[name], "seeds": seeds}  # a new row: its "alone" minutes are measured apart
         table["references"] = {"nblr": prep["nblr"], "tfidf": prep["tfidf"], "prepared_seconds": prep["seconds"]}
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
     table = json.loads(RESULTS.read_text())
