@@ -49,6 +49,7 @@ STORE = f"sqlite:///{WORK / 'mlflow.db'}"
 CONFIGURATIONS = {
     "at": ["train.adversarial=at", "train.ensemble=1"],       # one model with adversarial training: the default
     "plain-2": ["train.adversarial=none", "train.ensemble=2"],  # two averaged plain models: the default before AT
+    "at-cosine": ["train.adversarial=at", "train.ensemble=1", "train.lr_schedule=cosine"],  # the step decays to 0 at the epoch cap
     "at-2": ["train.adversarial=at", "train.ensemble=2"],     # two AT models averaged: twice the default's cost
     "vat": ["train.adversarial=vat", "train.ensemble=1"],     # virtual adversarial training, with the unlabeled reviews
     "wide-ensemble": ["experiment=wide-ensemble"],
