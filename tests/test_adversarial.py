@@ -213,6 +213,8 @@ def test_one_step_follows_the_gradient_of_the_clean_plus_the_adversarial_loss():
 
     trainer = AdversarialTrainer(model, cfg.train)
     trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="binary_crossentropy")
-    trainer.train_on_batch(tokens, y)
+    assert set(trainer.train_on_batch(tokens, y, return_dict=True)) == {"loss", "adversarial_loss"}
     for old, new, gradient in zip(before, model.trainable_weights, expected):
         np.testing.assert_allclose(old - new.numpy(), gradient, atol=1e-5)
+    # Validation reports the clean loss only: the adversarial term exists only while training.
+    assert set(trainer.test_on_batch(tokens, y, return_dict=True)) == {"loss"}

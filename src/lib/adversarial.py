@@ -105,6 +105,11 @@ class AdversarialTrainer(keras.Model):
         self.adversarial_loss.update_state(adversarial, sample_weight=labeled)
         return self.compute_metrics(tokens, y, y_pred)
 
+    def test_step(self, data):
+        # The adversarial term is a training loss: validation has none to report.
+        logs = super().test_step(data)
+        return {name: value for name, value in logs.items() if name != self.adversarial_loss.name}
+
     def _virtual_direction(self, forward, vectors, reference, mask):
         """The move of norm epsilon that changes the predictions most, by one power iteration."""
         probe = perturbation(keras.random.normal(tf.shape(vectors), seed=self.noise_seed), mask, self.xi)

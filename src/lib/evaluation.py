@@ -11,17 +11,21 @@ from src.lib.data import Split
 THRESHOLD = 0.5  # probability at or above which a review is labelled positive
 
 
+def log_loss(y_true: np.ndarray, p_positive: np.ndarray) -> float:
+    """Binary cross-entropy, the probabilities clipped to Keras' epsilon so it matches model.evaluate."""
+    p = np.clip(p_positive, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+
+
 def score(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[dict, np.ndarray]:
     """Test metrics and the ROC curve (rows of fpr, tpr, threshold)."""
     from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
 
     y_pred = (p_positive >= THRESHOLD).astype(int)
-    p = np.clip(p_positive, 1e-7, 1 - 1e-7)  # Keras' epsilon, so the loss matches model.evaluate
-    loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
     tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     metrics = {
         "accuracy": float(np.mean(y_pred == y_true)),
-        "loss": loss,
+        "loss": log_loss(y_true, p_positive),
         "roc_auc": float(roc_auc_score(y_true, p_positive)),
         "f1": float(f1_score(y_true, y_pred)),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},

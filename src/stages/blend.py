@@ -30,11 +30,6 @@ METRICS_FILE = "blend.json"
 BASELINE_PREFIX = "baseline-"  # the baseline stage's predictions: reports/predictions/baseline-<split>.npz
 
 
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
 def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictions, step: float) -> float:
     """The LSTM's weight with the highest accuracy on these (validation) predictions, the lower
     log loss among equals, the smaller weight among exact equals."""
@@ -46,7 +41,7 @@ def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictio
     scores = []
     for w in weights:
         p = w * lstm.probability + (1 - w) * baseline.probability
-        scores.append((-float(np.mean((p >= evaluation.THRESHOLD) == lstm.label)), _log_loss(y, p)))
+        scores.append((-float(np.mean((p >= evaluation.THRESHOLD) == lstm.label)), evaluation.log_loss(y, p)))
     return float(weights[min(range(len(weights)), key=lambda i: scores[i])])
 
 
