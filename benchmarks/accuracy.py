@@ -169,7 +169,6 @@ def print_table(table: dict) -> None:
         kinds = ", ".join(sorted({cpu_kind(s) for s in seeds}))
         print(f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
               f"{minutes(row):>9} {cells[2]:>16}  {kinds}")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
 def draw(table: dict) -> None:
@@ -234,6 +233,7 @@ def main() -> None:
         table["rows"][name] = {"overrides": CONFIGURATIONS[name], "seeds": seeds}  # a new row: its "alone" minutes are measured apart
         table["references"] = {"nblr": prep["nblr"], "tfidf": prep["tfidf"], "prepared_seconds": prep["seconds"]}
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
+        print(f"wrote row {name} to {RESULTS.relative_to(ROOT)}", flush=True)
     table = json.loads(RESULTS.read_text())
     print_table(table)
     draw(table)
