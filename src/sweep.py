@@ -136,7 +136,6 @@ def work(cfg: config.Config, overrides: list[str]) -> object:
     storage = open_storage(cfg)
     study, created = load_study(cfg, storage, cfg.sweep.worker)
     if created:
-        parent_run(cfg, study)
         values, problem = search_space.baseline_point(cfg)
         if cfg.sweep.baseline and problem is None:
             study.enqueue_trial(values, user_attrs={BASELINE_ATTR: True})

@@ -51,8 +51,9 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
     proc.wait(timeout=60)
     assert study_trials(storage)[kill_trial.number].state == optuna.trial.TrialState.RUNNING
 
-    # The same command again: the silent trial is failed once it is stale and
-    # retried with the same parameters; the study reaches exactly n_trials.
+    # The same command again, once the silent trial is stale: its first trial start fails it and
+    # retries it with the same parameters; the study reaches exactly n_trials.
+    time.sleep(6 + 1)
     proc = start()
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]

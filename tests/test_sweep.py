@@ -124,6 +124,31 @@ def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isol
     assert all(c.info.status == "KILLED" and c.data.tags["optuna.state"] == "PRUNED" for c in children)
 
 
+def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_creator(isolated_tracking, tmp_path):
+    import threading
+
+    cfg = config.compose([f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.stale_trial_seconds=3"])
+    # The creating call leaves the study with its run (made while the setup lock is held).
+    study, created = studies.load_study(cfg, studies.open_storage(cfg))
+    _, [parent], _ = runs_of_study(isolated_tracking)
+    assert created and study.user_attrs[studies.PARENT_RUN_ATTR] == parent.info.run_id
+
+    # A study whose creator is still making its run (a server storage has no setup lock): the
+    # joining worker waits for the run instead of making a second one.
+    slow = optuna.create_study(study_name="slow", storage=studies.open_storage(cfg))
+    late = threading.Timer(1.0, slow.set_user_attr, (studies.PARENT_RUN_ATTR, parent.info.run_id))
+    late.start()
+    try:
+        assert studies.parent_run(cfg, slow, poll_seconds=0.1) == parent.info.run_id
+    finally:
+        late.cancel()
+    # A creator silent for sweep.stale_trial_seconds is taken for dead: the joining worker makes the run.
+    orphan = optuna.create_study(study_name="orphan", storage=studies.open_storage(cfg))
+    made = studies.parent_run(cfg, orphan, poll_seconds=0.1)
+    assert orphan.user_attrs[studies.PARENT_RUN_ATTR] == made != parent.info.run_id
+    assert len(runs_of_study(isolated_tracking)[1]) == 2
+
+
 def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides, tmp_path, monkeypatch):
     # The embedded defaults, as a researcher has them: optuna.db and mlflow.db at the project root.
     monkeypatch.delenv("MLFLOW_TRACKING_URI")

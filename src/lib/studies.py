@@ -4,6 +4,8 @@ and the study's MLflow parent run, made once, its id a study attribute."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from src.lib import config, tracking
@@ -48,26 +50,33 @@ def make_pruner(sweep: config.SweepConfig):
 
 def load_study(cfg: config.Config, storage, worker: int = 0):
     """(study, whether this call created it), its TPE sampler seeded by sweep.sampler_seed, the
-    worker's number and the trials the study has (so a resumed study draws new points)."""
+    worker's number and the trials the study has (so a resumed study draws new points). A study
+    this call creates has its MLflow parent run before the SQLite setup lock is released, so a
+    worker joining an SQLite study finds the run."""
     import optuna
 
     with tracking.sqlite_setup_lock(storage_url(cfg)):  # several workers creating one SQLite study
         try:
             study = optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
                                         pruner=make_pruner(cfg.sweep))
-            created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=cfg.sweep.study_name, storage=storage, pruner=make_pruner(cfg.sweep))
             created = False
+        else:
+            study.set_user_attr(PARENT_RUN_ATTR, tracking.open_study_run(cfg, None))
+            created = True
     seed = np.random.SeedSequence([cfg.sweep.sampler_seed, worker, len(study.get_trials(deepcopy=False))])
     study.sampler = optuna.samplers.TPESampler(seed=int(seed.generate_state(1)[0]))
     return study, created
 
 
-def parent_run(cfg: config.Config, study) -> str:
-    """The study's MLflow run; made here when the study has none (this command just created the
-    study, or its creator died first). Joining workers read it when their first trial starts."""
-    run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+def parent_run(cfg: config.Config, study, poll_seconds: float = 0.5) -> str:
+    """The study's MLflow run. A worker joining a study on a server storage (no setup lock) may
+    find its creator still making the run: it waits for it up to sweep.stale_trial_seconds, and
+    only then, the creator taken for dead, makes the run itself."""
+    deadline = time.monotonic() + cfg.sweep.stale_trial_seconds
+    while (run_id := study.user_attrs.get(PARENT_RUN_ATTR)) is None and time.monotonic() < deadline:
+        time.sleep(poll_seconds)
     if run_id is None:
         run_id = tracking.open_study_run(cfg, None)
         study.set_user_attr(PARENT_RUN_ATTR, run_id)
