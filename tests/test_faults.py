@@ -28,9 +28,10 @@ def trial_runs(uri: str) -> dict[int, list]:
 def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_tracking, tmp_path):
     project = copy_project(tmp_path / "project")
     storage = next(o.split("=", 1)[1] for o in sweep_overrides if o.startswith("sweep.storage="))
-    # Enough epochs per trial that the kill lands mid-trial; a killed trial is stale after 6 s.
+    # Enough epochs per trial that the kill lands mid-trial; a killed trial is stale after stale_seconds.
+    stale_seconds = 6
     command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=2", "sweep.epochs=40", "train.patience=0",
-               "sweep.stale_trial_seconds=6"]
+               f"sweep.stale_trial_seconds={stale_seconds}"]
 
     def start():
         return subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -53,7 +54,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
 
     # The same command again, once the silent trial is stale: its first trial start fails it and
     # retries it with the same parameters; the study reaches exactly n_trials.
-    time.sleep(6 + 1)
+    time.sleep(stale_seconds + 1)
     proc = start()
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]

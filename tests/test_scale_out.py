@@ -88,8 +88,8 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     n_trials = 4
     # `python -m src.sweep` on three machines sharing the servers: the first is SIGKILLed mid-trial
     # (its trial stays RUNNING, its heartbeat stops); the other two start together once that
-    # heartbeat is stale, so the first trial either starts fails and retries it. (Started with the
-    # first, they can fill the study before it is stale: docs/faults.md.)
+    # heartbeat is stale, so the first trial either of them starts fails the dead one and retries
+    # it. (Started with the first, they can fill the study before it is stale: docs/faults.md.)
     stale_seconds = 6
     command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
                f"sweep.n_trials={n_trials}", "sweep.epochs=20", "train.patience=0",

@@ -124,12 +124,31 @@ def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isol
     assert all(c.info.status == "KILLED" and c.data.tags["optuna.state"] == "PRUNED" for c in children)
 
 
-def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_creator(isolated_tracking, tmp_path):
+def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_creator(isolated_tracking, tmp_path,
+                                                                                       monkeypatch):
     import threading
 
+    import fcntl
+
     cfg = config.compose([f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.stale_trial_seconds=3"])
-    # The creating call leaves the study with its run (made while the setup lock is held).
+    # The creating call makes the study's run while it holds the setup lock (a joining SQLite
+    # worker waits on that lock, so it finds the run).
+    lock_held = []
+
+    def open_study_run(*args):
+        with open(tmp_path / "optuna.db.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                lock_held.append(False)
+            except BlockingIOError:
+                lock_held.append(True)
+        return make_run(*args)
+
+    make_run = studies.tracking.open_study_run
+    monkeypatch.setattr(studies.tracking, "open_study_run", open_study_run)
     study, created = studies.load_study(cfg, studies.open_storage(cfg))
+    assert lock_held == [True]
     _, [parent], _ = runs_of_study(isolated_tracking)
     assert created and study.user_attrs[studies.PARENT_RUN_ATTR] == parent.info.run_id
 
@@ -201,6 +220,17 @@ def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path,
     if (tmp_path / "optuna.db").exists():  # no trial of any state: none started, none failed
         summaries = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}")
         assert [s.n_trials for s in summaries] in ([], [0]), summaries
+
+
+def test_a_wrong_mlflow_store_is_one_line_before_the_study_exists(sweep_overrides, tmp_path, monkeypatch):
+    # The study is made with its parent run: a store that cannot hold the run must not leave a
+    # study without one (the next command's workers would each wait for it, then make their own).
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot use MLflow tracking store"), done.stderr
+    assert optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}") == []
 
 
 @pytest.mark.parametrize("settings, message", [

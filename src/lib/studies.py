@@ -55,6 +55,9 @@ def load_study(cfg: config.Config, storage, worker: int = 0):
     worker joining an SQLite study finds the run."""
     import optuna
 
+    # Before the study exists: a wrong MLflow store fails here, and a new mlflow.db gets its
+    # tables (seconds) outside the study's setup lock.
+    tracking.connect(cfg)
     with tracking.sqlite_setup_lock(storage_url(cfg)):  # several workers creating one SQLite study
         try:
             study = optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
