@@ -191,7 +191,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_serving(server: subprocess.Popen, url: str, seconds: int = 120) -> None:
+def wait_until_serving(server: subprocess.Popen, url: str, seconds: int = 300) -> None:
     """Poll url once a second until it answers 200; fail if the server exits or `seconds` pass."""
     deadline = time.monotonic() + seconds
     while True:

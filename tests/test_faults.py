@@ -91,8 +91,8 @@ def test_a_signal_never_cuts_a_store_write_short(isolated_tracking):
             for attempt in range(16):
                 signum, raised = ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt))[attempt % 2]
                 run = mlflow.start_run()
-                threading.Timer(rng.uniform(0.005, 0.1), os.kill, (os.getpid(), signum)).start()
                 try:
+                    threading.Timer(rng.uniform(0.005, 0.1), os.kill, (os.getpid(), signum)).start()
                     for step in range(100_000):
                         mlflow.log_metrics({"a": step, "b": 1.0}, step=step)
                     raise AssertionError("the signal never arrived")

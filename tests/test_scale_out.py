@@ -73,7 +73,7 @@ def mlflow_server(postgres, tmp_path):
          "--port", str(port), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until_serving(server, f"http://127.0.0.1:{port}/health", seconds=120)
+        wait_until_serving(server, f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -90,7 +90,7 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     # (its trial stays RUNNING, its heartbeat stops); the other two start together once that
     # heartbeat is stale, so the first trial either of them starts fails the dead one and retries
     # it. (Started with the first, they can fill the study before it is stale: docs/faults.md.)
-    stale_seconds = 6
+    stale_seconds = 15  # well beyond a contended heartbeat's delay: a live trial is never taken for dead
     command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
                f"sweep.n_trials={n_trials}", "sweep.epochs=20", "train.patience=0",
                f"sweep.stale_trial_seconds={stale_seconds}"]
@@ -144,10 +144,12 @@ def test_dvc_queue_runs_an_experiment_into_the_project_store(repo):
     # would hold `dvc queue start` until the worker exits (idle time included).
     subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], cwd=repo, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 400
+    # Until it has an end state: `dvc queue status` reads running tasks, then queued ones, so a
+    # task moving between the two reads shows as neither.
+    deadline = time.monotonic() + 1200
     while True:
         status = dvc(repo, "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
+        if any(state in status for state in ("Success", "Failed")):
             break
         assert time.monotonic() < deadline, status
         time.sleep(2)

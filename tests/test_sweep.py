@@ -154,11 +154,12 @@ def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_cr
 
     # A study whose creator is still making its run (a server storage has no setup lock): the
     # joining worker waits for the run instead of making a second one.
+    patient = config.compose([f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.stale_trial_seconds=60"])
     slow = optuna.create_study(study_name="slow", storage=studies.open_storage(cfg))
     late = threading.Timer(1.0, slow.set_user_attr, (studies.PARENT_RUN_ATTR, parent.info.run_id))
     late.start()
     try:
-        assert studies.parent_run(cfg, slow, poll_seconds=0.1) == parent.info.run_id
+        assert studies.parent_run(patient, slow, poll_seconds=0.1) == parent.info.run_id
     finally:
         late.cancel()
     # A creator silent for sweep.stale_trial_seconds is taken for dead: the joining worker makes the run.
@@ -222,9 +223,23 @@ def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path,
         assert [s.n_trials for s in summaries] in ([], [0]), summaries
 
 
+def test_the_parent_shows_the_best_value_when_an_earlier_trial_finishes_last(isolated_tracking, tmp_path, capsys):
+    # Two workers: trial 1 finishes first, then trial 0 (started earlier) finishes better.
+    cfg = config.compose([f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}"])
+    study, _ = studies.load_study(cfg, studies.open_storage(cfg))
+    report = sweep.progress(cfg, worker=0)
+    first, second = study.ask(), study.ask()
+    for trial, value in ((second, 0.8), (first, 0.9)):
+        study.tell(trial, value)
+        report(study, study.get_trials()[trial.number])
+    _, [parent], _ = runs_of_study(isolated_tracking)
+    assert parent.data.metrics["best_val_accuracy"] == 0.9 and parent.data.tags["best_trial"] == "0"
+
+
 def test_a_wrong_mlflow_store_is_one_line_before_the_study_exists(sweep_overrides, tmp_path, monkeypatch):
     # The study is made with its parent run: a store that cannot hold the run must not leave a
     # study without one (the next command's workers would each wait for it, then make their own).
+    monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")  # should the sweep run after all
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
     done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2")
