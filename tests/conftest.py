@@ -56,6 +56,27 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: file order kept otherwise
 
 
+def project_sources_status() -> str:
+    """git's view of the project's sources (changed and new files), which no test may write."""
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "conf", "experiments"],
+                          cwd=PROJECT, capture_output=True, text=True).stdout
+
+
+def pytest_sessionstart(session):
+    session.config.project_sources_before = project_sources_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A sweep run by a test in the project folder writes experiments/<preset>.yaml there: caught
+    # here once the run is over (the controller only, under pytest-xdist), not committed later.
+    if hasattr(session.config, "workerinput"):
+        return
+    written = sorted(set(project_sources_status().splitlines()) - set(session.config.project_sources_before.splitlines()))
+    if written:
+        print(f"\ntests wrote into the project's sources: {written}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def review_files(per_folder: int = 16) -> dict[str, bytes]:
     """{archive member name: content} for train/test x pos/neg."""
     files = {}
