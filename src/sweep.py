@@ -105,13 +105,14 @@ def progress(cfg: config.Config, worker: int):
     """Optuna callback: a line per finished trial, and a new best on the parent run (best_val_accuracy, best.*)."""
     def report(study, trial) -> None:
         best = max((t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: t.value, default=trial)
+        done = finished(study)
         print(f"[worker {worker}] trial {trial.number:>3} {trial.state.name:<8} {describe(trial)} | best trial {best.number}, "
-              f"{finished(study)}/{cfg.sweep.n_trials} finished", flush=True)
+              f"{done}/{cfg.sweep.n_trials} finished", flush=True)
         if best.number == trial.number and trial.value is not None:
             # Stepped by trials finished, not by trial number: with several workers a lower-numbered
             # trial can finish later, and MLflow shows a metric's value at its highest step.
             tracking.log_to_run(study.user_attrs[PARENT_RUN_ATTR], metrics={"best_val_accuracy": best.value},
-                                step=finished(study),
+                                step=done,
                                 tags={"best_trial": best.number} | {f"best.{k}": v for k, v in best.params.items()})
 
     return report
