@@ -51,6 +51,7 @@ CONFIGURATIONS = {
     "plain-2": ["train.adversarial=none", "train.ensemble=2", "train.epochs=8"],  # two averaged plain models: the default before AT
     "at-cosine": ["train.adversarial=at", "train.ensemble=1", "train.epochs=8", "train.lr_schedule=cosine"],  # the step decays to 0 at the cap
     "at-10": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10"],  # the default: validation still rose at the 8-epoch cap
+    "at-10-30k": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10", "data.num_words=30000"],  # a larger vocabulary under AT (plain training overfit it)
     "at-2": ["train.adversarial=at", "train.ensemble=2"],     # two AT models averaged: twice the default's cost
     "vat": ["train.adversarial=vat", "train.ensemble=1"],     # virtual adversarial training, with the unlabeled reviews
     "wide-ensemble": ["experiment=wide-ensemble"],

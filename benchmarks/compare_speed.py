@@ -1,17 +1,20 @@
-"""How long the paired comparison takes: src.significance.compare on 25,000 reviews (the IMDB
-test split's size) with 10,000 bootstrap resamples, and optionally the whole command.
+"""How long a comparison takes: `python -m src.compare` on runs whose predictions are logged to
+MLflow as the pipeline logs them (25,000 test and 5,000 validation reviews, 10,000 bootstrap
+resamples), one run against one and three runs against three, and the bootstrap alone in this
+process.
 
-    python benchmarks/compare_speed.py
-    python benchmarks/compare_speed.py --project ../real --runs A B   # also `python -m src.compare A B` there
+    python benchmarks/compare_speed.py               # 3 repeats of each
+    python benchmarks/compare_speed.py --repeats 5
 
-The comparison's inputs are two synthetic models' probabilities of 25,000 reviews (their
-accuracy and AUC do not change the work done). Prints the median of --repeats timings and
-writes benchmarks/results/compare_speed.json.
+The runs are synthetic (their accuracy and AUC do not change the work done) and live in a store
+of their own, benchmarks/.work/compare_speed/mlflow.db, made on the first use. Prints the median
+of --repeats timings of each and writes benchmarks/results/compare_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -29,51 +32,75 @@ from pipeline import machine, write_results  # noqa: E402
 from src.lib import significance  # noqa: E402
 from src.lib.predictions import Predictions  # noqa: E402
 
+WORK = ROOT / "benchmarks" / ".work" / "compare_speed"
+STORE = f"sqlite:///{WORK / 'mlflow.db'}"
+SPLITS = {"test": 25_000, "val": 5_000}
+RUNS = 6  # three a side
 
-def synthetic_pair(n: int, seed: int = 0) -> tuple[Predictions, Predictions]:
+
+def synthetic(n: int, seed: int) -> Predictions:
+    """A model of about 90% accuracy on n reviews, half of them positive."""
     rng = np.random.default_rng(seed)
     label = np.r_[np.zeros(n // 2), np.ones(n - n // 2)].astype(np.int8)
-    a = np.clip(label * 0.30 + rng.random(n) * 0.70, 0, 1).astype(np.float32)
-    b = np.clip(label * 0.35 + rng.random(n) * 0.65, 0, 1).astype(np.float32)
-    ids = np.arange(n, dtype=np.int32)
-    return Predictions(a, label, ids), Predictions(b, label, ids)
+    probability = np.clip(label * 0.4 + rng.random(n) * 0.6 + rng.normal(0, 0.1, n), 0, 1).astype(np.float32)
+    return Predictions(probability, label, np.arange(n, dtype=np.int32))
+
+
+def logged_runs() -> list[str]:
+    """The ids of RUNS runs with test and validation predictions in STORE (made once)."""
+    from src.lib import config, predictions, tracking
+
+    ids = WORK / "runs.txt"
+    if ids.is_file():
+        return ids.read_text().split()
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_TRACKING_URI"] = STORE
+    cfg = config.compose([])
+    made = []
+    for k in range(RUNS):
+        with tracking.run(cfg) as active:
+            for split, n in SPLITS.items():
+                predictions.log_to_active_run(split, synthetic(n, seed=10 * k + len(split)))
+        made.append(active.info.run_id)
+    (WORK / "params.yaml").write_text(config.to_yaml(cfg))  # what the command reads its store's settings from
+    ids.write_text("\n".join(made) + "\n")
+    return made
+
+
+def timed(function, repeats: int) -> list[float]:
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        seconds.append(round(time.perf_counter() - started, 2))
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reviews", type=int, default=25_000)
-    parser.add_argument("--resamples", type=int, default=significance.RESAMPLES)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--project", help="a project folder with evaluated runs, to time the command there too")
-    parser.add_argument("--runs", nargs=2, metavar=("A", "B"), help="the command's two references")
     args = parser.parse_args()
 
-    a, b = synthetic_pair(args.reviews)
-    seconds = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        compared = significance.compare(a, b, resamples=args.resamples)
-        seconds.append(time.perf_counter() - started)
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(),
-              "reviews": args.reviews, "resamples": args.resamples,
-              "compare_seconds": [round(s, 2) for s in seconds], "compare_median_seconds": round(statistics.median(seconds), 2),
-              "example": compared.to_dict()}
-    print(f"significance.compare, {args.reviews} reviews x {args.resamples} resamples: "
-          f"median {report['compare_median_seconds']:.2f} s of {args.repeats} ({', '.join(f'{s:.2f}' for s in seconds)})")
-
-    if args.project and args.runs:
-        command = [sys.executable, "-m", "src.compare", *args.runs, "--resamples", str(args.resamples)]
-        timings = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            subprocess.run(command, cwd=args.project, check=True, stdout=subprocess.DEVNULL)
-            timings.append(time.perf_counter() - started)
-        report["command"] = " ".join(command[1:])
-        report["command_seconds"] = [round(s, 2) for s in timings]
-        report["command_median_seconds"] = round(statistics.median(timings), 2)
-        print(f"python -m src.compare {' '.join(args.runs)} (test and validation, process start included): "
-              f"median {report['command_median_seconds']:.2f} s")
+    runs = logged_runs()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": STORE, "PYTHONPATH": str(ROOT)}
+    cases = {"1 run against 1": (runs[0], runs[3]),
+             "3 runs against 3": (",".join(runs[:3]), ",".join(runs[3:]))}
+    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+              "reviews": SPLITS, "resamples": significance.RESAMPLES, "command": {}, "bootstrap": {}}
+    for name, (a, b) in cases.items():
+        command = [sys.executable, "-m", "src.compare", a, b]
+        seconds = timed(lambda: subprocess.run(command, cwd=WORK, env=env, check=True, stdout=subprocess.DEVNULL),
+                        args.repeats)
+        report["command"][name] = {"seconds": seconds, "median_seconds": statistics.median(seconds)}
+        print(f"python -m src.compare, {name} (test and validation, process start included): "
+              f"median {statistics.median(seconds):.2f} s of {args.repeats} ({', '.join(map(str, seconds))})", flush=True)
+    test = [synthetic(SPLITS["test"], seed=10 * k + 4) for k in range(RUNS)]
+    for name, function in (("1 run against 1", lambda: significance.compare(test[0], test[3])),
+                           ("3 runs against 3", lambda: significance.compare_groups(test[:3], test[3:]))):
+        seconds = timed(function, args.repeats)
+        report["bootstrap"][name] = {"seconds": seconds, "median_seconds": statistics.median(seconds)}
+        print(f"the bootstrap alone, {name}, {SPLITS['test']} reviews: median {statistics.median(seconds):.2f} s "
+              f"({', '.join(map(str, seconds))})", flush=True)
     out = write_results("compare_speed", report)
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -1,16 +1,23 @@
-"""Is B better than A? Two runs (or two groups of runs) compared review by review.
+"""Is B better than A? Two runs, or two configurations (each several runs), compared review by review.
 
     python -m src.compare A B                 # e.g. a run id against the workspace's model
-    python -m src.compare A1,A2,A3 B1,B2,B3   # several runs per side (seeds): probabilities averaged
+    python -m src.compare A1,A2,A3 B1,B2,B3   # two configurations, each trained with several seeds
     python -m src.compare A B --json
 
 A and B each name runs: an MLflow run id, a registry reference (`models:/imdb-lstm@champion`,
 `models:/imdb-lstm/3`), a DVC experiment name (the MLflow run tagged with it), or `workspace`
-(the predictions in reports/predictions/ beside the model in models/). Both sides must have
-been evaluated on the same reviews. For the test split and for validation it prints each
-side's accuracy, B - A in points with a 95% paired-bootstrap interval, McNemar's exact test,
-the same for ROC AUC, and a verdict; the numbers are also tagged on B's runs in MLflow.
-The exit status is 0 whatever the verdict (2, with one line, when the runs cannot be compared).
+(the predictions in reports/predictions/ beside the model in models/). All must have been
+evaluated on the same reviews. For the test split and for validation it prints:
+
+- one run per side: each run's accuracy, B - A in points with a 95% paired-bootstrap interval,
+  McNemar's exact test, the same for ROC AUC, and a verdict;
+- several runs on a side (each a training seed of its configuration): each side's mean
+  single-run accuracy and ROC AUC, B - A of the means with a 95% interval over seeds and reviews
+  (two-level bootstrap, src.lib.significance) and its verdict, a sentence when a side has three
+  seeds or fewer, and each side's runs averaged as an ensemble, shown without a verdict.
+
+The numbers are also tagged on B's runs in MLflow. The exit status is 0 whatever the verdict (2,
+with one line, when the runs cannot be compared).
 """
 
 from __future__ import annotations
@@ -93,39 +100,61 @@ def load_run(reference: str, cfg: config.Config) -> Run:
 
 
 def compare_sides(side_a: list[Run], side_b: list[Run], *, resamples: int, seed: int) -> dict:
-    """The comparison of both splits, as the JSON output holds it."""
+    """The comparison of both splits, as the JSON output holds it: run against run when each side
+    is one run, configuration against configuration otherwise."""
     result = {"a": [r.label for r in side_a], "b": [r.label for r in side_b], "splits": {}}
+    single = len(side_a) == len(side_b) == 1
     for split, name in SPLITS.items():
-        a = significance.combine([r.splits[split] for r in side_a], [r.label for r in side_a])
-        b = significance.combine([r.splits[split] for r in side_b], [r.label for r in side_b])
+        a, b = [r.splits[split] for r in side_a], [r.splits[split] for r in side_b]
         try:
-            compared = significance.compare(a.predictions, b.predictions, resamples=resamples, seed=seed)
+            if single:
+                entry = significance.compare(a[0], b[0], resamples=resamples, seed=seed).to_dict()
+                entry["runs"] = {side: {"accuracy_mean": run.accuracy, "accuracy_sd": 0.0, "accuracies": [run.accuracy]}
+                                 for side, run in (("a", a[0]), ("b", b[0]))}
+            else:
+                entry = significance.compare_groups(a, b, resamples=resamples, seed=seed).to_dict()
         except UserError as exc:
             raise UserError(f"{name}: {exc}") from None
-        entry = compared.to_dict()
-        entry["runs"] = {"a": {"accuracy_mean": a.accuracy_mean, "accuracy_sd": a.accuracy_sd,
-                               "accuracies": a.run_accuracies},
-                         "b": {"accuracy_mean": b.accuracy_mean, "accuracy_sd": b.accuracy_sd,
-                               "accuracies": b.run_accuracies}}
         result["splits"][split] = entry
     return result
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:+.2f}"
+
+
+def _p(p: float, resamples: int) -> str:
+    """A bootstrap p of 0 means no resample crossed 0: say how small it can be said to be."""
+    return f"{p:.3g}" if p > 0 else f"< {2 / resamples:.1g}"
 
 
 def format_report(result: dict) -> str:
     lines = [f"A: {', '.join(result['a'])}", f"B: {', '.join(result['b'])}"]
     for split, entry in result["splits"].items():
-        acc, auc, mc = entry["accuracy"], entry["roc_auc"], entry["mcnemar"]
+        acc, auc = entry["accuracy"], entry["roc_auc"]
         lines.append(f"{SPLITS[split]} ({entry['reviews']} reviews):")
-        runs = entry["runs"]
-        if len(runs["a"]["accuracies"]) > 1 or len(runs["b"]["accuracies"]) > 1:
+        if "mcnemar" in entry:
+            mc = entry["mcnemar"]
+            lines.append(f"  accuracy  A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} points, "
+                         f"95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}]; McNemar p = {mc['p']:.3g} "
+                         f"(A alone right {mc['only_a_right']}, B alone right {mc['only_b_right']})")
+            lines.append(f"  ROC AUC   A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
+                         f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+        else:
+            runs, ensemble = entry["runs"], entry["ensemble"]
             lines.append("  runs      " + "  ".join(
-                f"{side.upper()} {r['accuracy_mean']:.4f} +- {r['accuracy_sd']:.4f} ({len(r['accuracies'])} runs)"
-                for side, r in runs.items()) + "; below: their averaged probabilities")
-        lines.append(f"  accuracy  A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {100 * acc['difference']:+.2f} points, "
-                     f"95% CI [{100 * acc['ci95'][0]:+.2f}, {100 * acc['ci95'][1]:+.2f}]; McNemar p = {mc['p']:.3g} "
-                     f"(A alone right {mc['only_a_right']}, B alone right {mc['only_b_right']})")
-        lines.append(f"  ROC AUC   A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
-                     f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+                f"{side.upper()} {r['accuracy_mean']:.4f} +- {r['accuracy_sd']:.4f} ({len(r['accuracies'])} "
+                f"run{'s' if len(r['accuracies']) > 1 else ''})" for side, r in runs.items()))
+            lines.append(f"  accuracy  mean run: A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} "
+                         f"points, 95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}] over seeds and reviews "
+                         f"(two-level bootstrap), p = {_p(acc['p'], entry['bootstrap']['resamples'])}")
+            lines.append(f"  ROC AUC   mean run: A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
+                         f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+            if entry["seeds_note"]:
+                lines.append(f"  seeds     {entry['seeds_note']}")
+            lines.append(f"  ensemble  each side's runs averaged, an ensemble and not a run of its configuration: "
+                         f"A {ensemble['a']:.4f}  B {ensemble['b']:.4f}  B - A {_points(ensemble['difference'])} points "
+                         f"(no verdict: averaging rewards runs that err on different reviews)")
         lines.append(f"  verdict: {entry['verdict']}")
     return "\n".join(lines)
 
@@ -137,8 +166,9 @@ def log_on_b(cfg: config.Config, side_a: list[Run], side_b: list[Run], result: d
     tags = {}
     for split, entry in result["splits"].items():
         acc, low, high = entry["accuracy"], *entry["accuracy"]["ci95"]
-        tags[f"compare.{against}.{split}"] = (f"{100 * acc['difference']:+.2f} points [{100 * low:+.2f}, {100 * high:+.2f}], "
-                                              f"McNemar p={entry['mcnemar']['p']:.3g}: {entry['verdict']}")
+        test = (f"McNemar p={entry['mcnemar']['p']:.3g}" if "mcnemar" in entry
+                else f"mean run over seeds and reviews, p={_p(acc['p'], entry['bootstrap']['resamples'])}")
+        tags[f"compare.{against}.{split}"] = f"{_points(acc['difference'])} points [{_points(low)}, {_points(high)}], {test}: {entry['verdict']}"
     tags["compare.against"] = ", ".join(result["a"])
     for run in side_b:
         if run.run_id:

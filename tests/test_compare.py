@@ -1,9 +1,12 @@
-"""Is B better than A: paired bootstrap intervals, McNemar's test and the compare command, on
-known answers and on a tiny pipeline's real runs."""
+"""Is B better than A: paired bootstrap intervals and McNemar's test for two runs, the two-level
+bootstrap for two configurations of several runs, and the compare command, on known answers and
+on a tiny pipeline's real runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -86,6 +89,61 @@ def test_resampled_auc_is_the_weighted_auc_of_each_resample_ties_included():
     assert c.auc_b - c.auc_a == pytest.approx(c.auc_difference)
 
 
+def test_one_run_per_side_gives_the_numbers_of_the_forked_bootstrap_it_replaces():
+    """The draws are the same streams, now drawn in one process: the intervals are the ones the
+    earlier worker-pool bootstrap printed for these inputs (measured with it at c849631)."""
+    a = synthetic()
+    c = significance.compare(a, fixing(a, 60))
+    assert c.accuracy_ci == (0.02250000089406967, 0.03799999877810478)
+    assert c.auc_ci == (0.025190444535782203, 0.043873769822422005)
+    c = significance.compare(synthetic(2000, 400, seed=1), synthetic(2000, 380, seed=2))
+    assert c.accuracy_ci == (-0.013500000350177288, 0.03500000014901161)
+    assert c.auc_ci == (-0.023951542099487813, 0.03325226546639139) and c.mcnemar_p == pytest.approx(0.4402452847847818)
+
+
+def runs(errors: list[int], seeds: list[int], n: int = 10_000) -> list[Predictions]:
+    """One fabricated run per (errors, seed): the same seed, wrong on the same reviews."""
+    return [synthetic(n, e, seed=s) for e, s in zip(errors, seeds)]
+
+
+def test_runs_that_merely_disagree_with_each_other_are_no_better_though_their_ensemble_is():
+    a = runs([1000] * 3, [0, 0, 0])     # three runs of 0.90, wrong on the same reviews
+    b = runs([1000] * 3, [1, 2, 3])     # three runs of 0.90, wrong on independent reviews
+    c = significance.compare_groups(a, b)
+    assert c.accuracies_a == c.accuracies_b == (0.9, 0.9, 0.9) and c.accuracy_difference == 0
+    low, high = c.accuracy_ci
+    assert low < 0 < high and c.p > 0.5 and c.verdict == significance.NO_DIFFERENCE
+    # Averaged, B's runs fix each other's errors: the ensemble gains, and is only reported.
+    assert c.ensemble_accuracy_a == 0.9 and c.ensemble_accuracy_b > 0.94
+    assert significance.compare(a[0], b[0]).verdict == significance.NO_DIFFERENCE
+
+
+def test_runs_each_two_points_better_make_b_better_and_the_interval_contains_the_gain():
+    c = significance.compare_groups(runs([1000] * 3, [0, 1, 2]), runs([800] * 3, [3, 4, 5]))
+    assert c.accuracy_difference == pytest.approx(0.02)
+    low, high = c.accuracy_ci
+    assert 0 < low < 0.02 < high and c.p < 0.01 and c.verdict == "B is better"
+    assert significance.compare_groups(runs([800] * 3, [3, 4, 5]), runs([1000] * 3, [0, 1, 2])).verdict == "A is better"
+    # Each run's AUC is scored as if alone; the sides' means are compared.
+    assert c.aucs_b[0] == pytest.approx(roc_auc_score(runs([800], [3])[0].label, runs([800], [3])[0].probability))
+    assert c.auc_difference == pytest.approx(np.mean(c.aucs_b) - np.mean(c.aucs_a)) and c.auc_ci[0] < c.auc_ci[1]
+
+
+def test_seeds_that_disagree_more_than_the_sides_do_leave_no_detectable_difference():
+    a = runs([1000] * 3, [0, 1, 2])              # 0.90, 0.90, 0.90
+    b = runs([1200, 1000, 500], [3, 4, 5])       # 0.88, 0.90, 0.95: a mean of 0.91
+    c = significance.compare_groups(a, b)
+    assert c.accuracy_difference == pytest.approx(0.01)
+    assert c.accuracy_ci[0] < 0 < c.accuracy_ci[1] and c.verdict == significance.NO_DIFFERENCE
+    # B's luckiest seed alone is detectably better than a run of A: one seed is a draw, not a result.
+    assert significance.compare(a[0], b[2]).verdict == "B is better"
+    assert "A has only three seeds; B has only three seeds" in c.seeds_note
+    assert significance.few_seeds(1, 5) == ("A is a single run, so its seed-to-seed variation is not in the interval: "
+                                             "an interval over so few seeds is coarse, and more seeds per side would "
+                                             "firm it up")
+    assert significance.few_seeds(4, 10) == ""
+
+
 def test_predictions_of_other_reviews_are_refused_in_one_line():
     a = synthetic()
     other = Predictions(a.probability, a.label, a.review_id[::-1].copy())
@@ -130,13 +188,20 @@ def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
     tags = mlflow.MlflowClient().get_run(second).data.tags  # logged on B's run, naming A
     assert tags["compare.against"].startswith("seed-42") and f"compare.{first[:8]}.test" in tags
 
-    # Several runs per side: each side's spread, then its averaged probabilities compared.
+    # Several runs on a side: configurations, compared by their mean run over seeds and reviews.
     both = f"{first},models:/imdb-lstm/2"
     several = json.loads(run_main("src.compare", both, both, "--json", "--params", params, "--resamples", "200").stdout)
-    runs = several["splits"]["test"]["runs"]["a"]
+    test = several["splits"]["test"]
+    runs = test["runs"]["a"]
     assert runs["accuracies"] == pytest.approx([a.accuracy, b.accuracy])
     assert runs["accuracy_sd"] == pytest.approx(np.std([a.accuracy, b.accuracy], ddof=1))
-    assert several["splits"]["test"]["accuracy"]["difference"] == 0
+    assert test["accuracy"]["a"] == pytest.approx(np.mean([a.accuracy, b.accuracy]))
+    assert test["accuracy"]["difference"] == 0 and "mcnemar" not in test
+    assert test["verdict"] == significance.NO_DIFFERENCE and "two seeds" in test["seeds_note"]
+    text = run_main("src.compare", first, both, "--params", params, "--resamples", "200").stdout
+    assert "  seeds     A is a single run, so its seed-to-seed variation is not in the interval; B has only two seeds" in text
+    assert "over seeds and reviews (two-level bootstrap)" in text and "McNemar" not in text
+    assert "  ensemble  each side's runs averaged, an ensemble and not a run of its configuration: " in text
 
     # What cannot be compared is one line, exit status 2.
     for reference, message in (("no-such-experiment", "is not a run id, a models:/ URI"),
@@ -173,11 +238,23 @@ def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared
     assert refused.returncode == 2 and refused.stderr.strip() == "error: --seeds must be >= 2 for a standard deviation, got 1"
 
 
-def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predictions(tiny_cfg):
+def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predictions(tiny_cfg, monkeypatch):
+    """Also: in a process whose TensorFlow threads run, as the sweep's is, nothing forks (a fork
+    there can deadlock the child)."""
     from types import SimpleNamespace
+
+    import tensorflow as tf
 
     from src import sweep
     from src.lib import tracking
+
+    assert float(tf.reduce_sum(tf.ones((64, 64)) @ tf.ones((64, 64)))) == 64.0 ** 3  # its thread pools are up
+
+    def no_fork():
+        raise AssertionError("the comparison forked a process that holds TensorFlow")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(os, "forkpty", no_fork)
 
     base = synthetic(400, 80)
     trials = []
@@ -192,3 +269,4 @@ def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predi
     assert "McNemar p = " in line and ": the best trial is better (the best was chosen on these reviews" in line
     assert mlflow.MlflowClient().get_run(parent.info.run_id).data.tags["baseline_test"].startswith("paired on 400")
     assert sweep.baseline_test(SimpleNamespace(user_attrs={}), trials[1], parent.info.run_id) == ""
+    assert "tensorflow" in sys.modules

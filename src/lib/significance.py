@@ -1,22 +1,26 @@
-"""Is B better than A? Paired comparisons of two models' predictions on the same reviews.
+"""Is B better than A? Comparisons of predictions on the same reviews, run against run or
+configuration against configuration.
 
-Both sides scored the same reviews, so every statistic is paired review by review: the
-accuracy difference B - A and the ROC AUC difference get 95% intervals from a bootstrap over
-reviews (the same resampled reviews for A and B), and McNemar's exact test asks whether the
-reviews only one side gets right split unevenly. A side may be several runs (seeds): their
-probabilities are averaged, and the runs' own accuracies give a mean and standard deviation,
-so seed noise and test-sample noise are both in view.
+One run per side (`compare`): both models scored the same reviews, so every statistic is paired
+review by review: the accuracy difference B - A and the ROC AUC difference get 95% intervals from
+a bootstrap over reviews (the same resampled reviews for A and B), and McNemar's exact test asks
+whether the reviews only one side gets right split unevenly.
+
+Several runs on a side (`compare_groups`): each side is a configuration and its runs are draws of
+its training seed. The question is about the mean single run, and its uncertainty has two
+sources, the seeds each side drew and the reviews the test set holds; a two-level bootstrap
+counts both (each resample draws each side's runs with replacement, and the reviews once, shared
+by both sides: Davison & Hinkley 1997, section 3.8; Bouthillier et al. 2021). The runs' averaged
+probabilities are an ensemble: it is reported, never judged, since averaging rewards runs that
+err on different reviews whether or not their configuration is better.
+
+Everything runs in the calling process (vectorised NumPy, no worker processes): the sweep and the
+registry compare in a process whose TensorFlow threads are alive, where a fork can deadlock.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
@@ -26,25 +30,12 @@ from src.lib.predictions import Predictions
 ALPHA = 0.05         # significance level: the verdict's test and the intervals' 95%
 RESAMPLES = 10_000   # bootstrap resamples of the reviews
 SEED = 0             # of the bootstrap: the same inputs give the same intervals
-_STREAMS = 8         # independent streams of resamples, spread over the CPUs
+_STREAMS = 8         # seeded streams of resamples, drawn one after another: they fix the draws
 _CHUNK = 25          # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
 
 NO_DIFFERENCE = "no detectable difference at this sample size"
-
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a comparison: its runs' predictions averaged, and each run's accuracy."""
-    predictions: Predictions
-    run_accuracies: list[float]
-
-    @property
-    def accuracy_mean(self) -> float:
-        return float(np.mean(self.run_accuracies))
-
-    @property
-    def accuracy_sd(self) -> float:
-        return float(np.std(self.run_accuracies, ddof=1)) if len(self.run_accuracies) > 1 else 0.0
+GROUP_AUC_RESAMPLES = 2_000  # of a comparison of groups, the first resamples that also score ROC AUC (each run's AUC costs as much as the accuracy of all)
+FEW_SEEDS = 3        # a side with this many runs or fewer gets a sentence on how coarse its interval is
 
 
 @dataclass(frozen=True)
@@ -84,14 +75,88 @@ class Comparison:
                 "verdict": self.verdict}
 
 
-def combine(runs: list[Predictions], names: list[str]) -> Side:
-    """Several runs' predictions of the same reviews as one side: probabilities averaged."""
-    first = runs[0]
-    for name, run in zip(names[1:], runs[1:]):
-        if run.digest != first.digest:
-            raise UserError(f"{name} was evaluated on other reviews than {names[0]}: a side's runs must share them")
-    averaged = Predictions(np.mean([r.probability for r in runs], axis=0), first.label, first.review_id)
-    return Side(averaged, [r.accuracy for r in runs])
+@dataclass(frozen=True)
+class GroupComparison:
+    """Configuration B against configuration A, each side a group of runs (training seeds):
+    the mean single run of each, with a two-level bootstrap interval over seeds and reviews."""
+    reviews: int
+    accuracies_a: tuple[float, ...]        # each run's own accuracy
+    accuracies_b: tuple[float, ...]
+    accuracy_ci: tuple[float, float]       # 95% interval of B - A of the mean run: seeds and reviews resampled
+    p: float                               # two-sided: twice the smaller share of resampled differences on a side of 0
+    aucs_a: tuple[float, ...]              # each run's own ROC AUC
+    aucs_b: tuple[float, ...]
+    auc_ci: tuple[float, float]
+    ensemble_accuracy_a: float             # the side's runs' probabilities averaged: an ensemble, never judged
+    ensemble_accuracy_b: float
+    resamples: int
+    seed: int
+
+    @property
+    def accuracy_a(self) -> float:
+        return float(np.mean(self.accuracies_a))
+
+    @property
+    def accuracy_b(self) -> float:
+        return float(np.mean(self.accuracies_b))
+
+    @property
+    def accuracy_difference(self) -> float:
+        return self.accuracy_b - self.accuracy_a
+
+    @property
+    def auc_difference(self) -> float:
+        return float(np.mean(self.aucs_b) - np.mean(self.aucs_a))
+
+    @property
+    def verdict(self) -> str:
+        """Better only where the interval over seeds and reviews excludes no difference."""
+        low, high = self.accuracy_ci
+        if low > 0:
+            return "B is better"
+        if high < 0:
+            return "A is better"
+        return NO_DIFFERENCE
+
+    @property
+    def seeds_note(self) -> str:
+        """In words, what the sides' numbers of runs leave out of the interval ('' when nothing)."""
+        return few_seeds(len(self.accuracies_a), len(self.accuracies_b))
+
+    def to_dict(self) -> dict:
+        def sd(values):
+            return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+        return {"reviews": self.reviews, "method": "two-level bootstrap: runs within each side, reviews shared",
+                "runs": {side: {"accuracy_mean": float(np.mean(acc)), "accuracy_sd": sd(acc), "accuracies": list(acc),
+                                "roc_auc_mean": float(np.mean(auc)), "roc_aucs": list(auc)}
+                         for side, acc, auc in (("a", self.accuracies_a, self.aucs_a),
+                                                ("b", self.accuracies_b, self.aucs_b))},
+                "accuracy": {"a": self.accuracy_a, "b": self.accuracy_b, "difference": self.accuracy_difference,
+                             "ci95": list(self.accuracy_ci), "p": self.p},
+                "roc_auc": {"a": float(np.mean(self.aucs_a)), "b": float(np.mean(self.aucs_b)),
+                            "difference": self.auc_difference, "ci95": list(self.auc_ci)},
+                "ensemble": {"a": self.ensemble_accuracy_a, "b": self.ensemble_accuracy_b,
+                             "difference": self.ensemble_accuracy_b - self.ensemble_accuracy_a},
+                "seeds_note": self.seeds_note,
+                "bootstrap": {"resamples": self.resamples, "seed": self.seed},
+                "verdict": self.verdict}
+
+
+_NUMBERS = {1: "one", 2: "two", 3: "three"}
+
+
+def few_seeds(runs_a: int, runs_b: int) -> str:
+    """A sentence on how few seeds the interval rests on, or '' when each side has more than FEW_SEEDS."""
+    said = []
+    for side, runs in (("A", runs_a), ("B", runs_b)):
+        if runs == 1:
+            said.append(f"{side} is a single run, so its seed-to-seed variation is not in the interval")
+        elif runs <= FEW_SEEDS:
+            said.append(f"{side} has only {_NUMBERS[runs]} seeds")
+    if not said:
+        return ""
+    return "; ".join(said) + ": an interval over so few seeds is coarse, and more seeds per side would firm it up"
 
 
 def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
@@ -110,21 +175,22 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
 
 
 class _ResampledAuc:
-    """ROC AUC of two models' scores on the same resamples of the reviews, exactly as if each
+    """ROC AUC of several models' scores on the same resamples of the reviews, exactly as if each
     resample were scored from scratch (tied scores count a half), without sorting per resample.
 
     Resamples are rows of counts, how often each review was drawn, with the reviews as columns
-    in `self.layout` order: positives first, then negatives in A's score order. A positive's
-    share of the AUC is the drawn weight of the negatives scored below it, plus half of those
-    tied with it: a cumulative sum along the sorted negatives, read at columns found once."""
+    in `self.layout` order: positives first, then negatives in the first model's score order. A
+    positive's share of the AUC is the drawn weight of the negatives scored below it, plus half
+    of those tied with it: a cumulative sum along the sorted negatives, read at columns found once."""
 
-    def __init__(self, labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray):
+    def __init__(self, labels: np.ndarray, *scores: np.ndarray):
         positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
-        negatives = negatives[np.argsort(score_a[negatives], kind="stable")]
+        negatives = negatives[np.argsort(scores[0][negatives], kind="stable")]
         self.layout = np.concatenate([positives, negatives])
         self.split = len(positives)
         self.models = []
-        for score, order in ((score_a, None), (score_b, np.argsort(score_b[negatives], kind="stable"))):
+        for index, score in enumerate(scores):
+            order = None if index == 0 else np.argsort(score[negatives], kind="stable")
             ranked = score[negatives] if order is None else score[negatives][order]
             below = np.searchsorted(ranked, score[positives], side="left")       # strictly lower
             not_above = np.searchsorted(ranked, score[positives], side="right")  # lower or tied
@@ -133,7 +199,8 @@ class _ResampledAuc:
 
     def __call__(self, counts: np.ndarray) -> list[np.ndarray]:
         positive_weight, negative_weight = counts[:, :self.split], counts[:, self.split:]
-        pairs = positive_weight.sum(axis=1, dtype=np.float64) * negative_weight.sum(axis=1, dtype=np.float64)
+        # Whole counts: float32 sums are exact (up to 2**24 reviews) and cheaper than float64 ones.
+        pairs = positive_weight.sum(axis=1).astype(np.float64) * negative_weight.sum(axis=1).astype(np.float64)
         aucs = []
         for order, below, tied, not_above in self.models:
             # Column k: the weight of the first k sorted negatives (column 0: none), one row per resample.
@@ -176,55 +243,45 @@ def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.nda
     return counts
 
 
-def _resampled_differences(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int,
-                           stream: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-    """The accuracy differences B - A of `resamples` resamples of the reviews drawn from one
-    stream, and the AUC differences (NaN without an AUC), _CHUNK resamples at a time."""
-    n = len(gain)
-    rng = np.random.default_rng(stream)
-    accuracy, auc_differences = [], []
-    for start in range(0, resamples, _CHUNK):
-        counts = _resample_counts(rng, min(_CHUNK, resamples - start), n)
-        accuracy.append(counts @ gain / n)
-        if auc is None:
-            auc_differences.append(np.full(len(counts), np.nan))
-        else:
-            resampled_a, resampled_b = auc(counts)
-            auc_differences.append(resampled_b - resampled_a)
-    return np.concatenate(accuracy), np.concatenate(auc_differences)
-
-
-def _one_blas_thread() -> None:
-    """In a worker process: its matrix products on one thread, as the workers share the CPUs."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-@functools.cache
-def _workers() -> ProcessPoolExecutor | None:
-    """One process per CPU, started (forked) on first use and kept for the next comparison:
-    threads would wait on each other, as NumPy's counting holds the interpreter lock."""
-    cpus = os.cpu_count() or 1
-    if cpus < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    pool = ProcessPoolExecutor(min(cpus, _STREAMS), mp_context=multiprocessing.get_context("fork"),
-                               initializer=_one_blas_thread)
-    atexit.register(pool.shutdown)
-    return pool
+def _over_resamples(n: int, resamples: int, seed: int, work) -> list:
+    """work(counts, rng, place) for each chunk of resamples of n reviews, in draw order: counts
+    are (at most _CHUNK, n) rows drawn from one of _STREAMS seeded streams, rng that stream's
+    generator (for any further draws of the chunk's), place the share of the stream drawn before
+    the chunk (0 for its first). All in this process, on this thread: worker threads were slower
+    (NumPy's counting holds the interpreter lock), and a fork of a process running TensorFlow's
+    threads can deadlock."""
+    sizes = [size for size in (len(part) for part in np.array_split(np.arange(resamples), _STREAMS)) if size]
+    done = []
+    for size, stream in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes))):
+        rng = np.random.default_rng(stream)
+        done += [work(_resample_counts(rng, min(_CHUNK, size - start), n), rng, start / size)
+                 for start in range(0, size, _CHUNK)]
+    return done
 
 
 def _bootstrap(gain: np.ndarray, auc: _ResampledAuc | None, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """_resampled_differences of all resamples, in _STREAMS seeded streams of draws spread over
-    the worker processes. The streams, not the CPUs, fix the result."""
-    sizes = [size for size in (len(part) for part in np.array_split(np.arange(resamples), _STREAMS)) if size]
-    streams = np.random.SeedSequence(seed).spawn(len(sizes))
-    pool = _workers()
-    if pool is not None and len(sizes) > 1:
-        parts = list(pool.map(_resampled_differences, repeat(gain), repeat(auc), sizes, streams))
-    else:
-        parts = [_resampled_differences(gain, auc, size, stream) for size, stream in zip(sizes, streams)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    """The accuracy differences B - A of each resample of the reviews, and the AUC differences
+    (NaN without an AUC)."""
+    n = len(gain)
+
+    def differences(counts: np.ndarray, *_) -> tuple[np.ndarray, np.ndarray]:
+        if auc is None:
+            return counts @ gain / n, np.full(len(counts), np.nan)
+        resampled_a, resampled_b = auc(counts)
+        return counts @ gain / n, resampled_b - resampled_a
+
+    chunks = _over_resamples(n, resamples, seed, differences)
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The central 95% of the resampled values (those that are defined: a resample holding one
+    class only has no AUC)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return (float("nan"), float("nan"))
+    low, high = np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2])
+    return (float(low), float(high))
 
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
@@ -246,21 +303,69 @@ def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed:
         point_auc_a = point_auc_b = float("nan")
 
     accuracy_differences, auc_differences = _bootstrap(gain, auc, resamples, seed)
-
-    def interval(values: np.ndarray) -> tuple[float, float]:
-        finite = values[np.isfinite(values)]  # a resample holding one class only has no AUC
-        if not finite.size:
-            return (float("nan"), float("nan"))
-        low, high = np.quantile(finite, [ALPHA / 2, 1 - ALPHA / 2])
-        return (float(low), float(high))
-
     only_a, only_b = int((gain == -1).sum()), int((gain == 1).sum())
     return Comparison(reviews=n, accuracy_a=float(right_a.mean()), accuracy_b=float(right_b.mean()),
                       accuracy_difference=(only_b - only_a) / n,
-                      accuracy_ci=interval(accuracy_differences), only_a_right=only_a, only_b_right=only_b,
+                      accuracy_ci=_interval(accuracy_differences), only_a_right=only_a, only_b_right=only_b,
                       mcnemar_p=mcnemar_exact(only_a, only_b), auc_a=point_auc_a, auc_b=point_auc_b,
-                      auc_difference=point_auc_b - point_auc_a, auc_ci=interval(auc_differences),
+                      auc_difference=point_auc_b - point_auc_a, auc_ci=_interval(auc_differences),
                       resamples=resamples, seed=seed)
+
+
+def _same_reviews(runs: list[Predictions], names: list[str]) -> None:
+    for name, run in zip(names[1:], runs[1:]):
+        if run.digest != runs[0].digest:
+            raise UserError(f"{names[0]} and {name} were not evaluated on the same reviews (labels and review ids "
+                            f"differ: digest {runs[0].digest} against {run.digest}): compare runs of one dataset and split")
+
+
+def compare_groups(a: list[Predictions], b: list[Predictions], *, resamples: int = RESAMPLES,
+                   seed: int = SEED) -> GroupComparison:
+    """Configuration B (its runs) against configuration A (its runs) on the same reviews: the
+    difference of the mean single-run accuracies, with a 95% two-level bootstrap interval. Each
+    resample draws len(a) of A's runs and len(b) of B's with replacement and the reviews once
+    (the same for every run), and takes B's drawn mean minus A's. UserError if any two runs
+    scored different reviews."""
+    runs = [*a, *b]
+    _same_reviews(runs, [f"A's run {i + 1}" for i in range(len(a))] + [f"B's run {i + 1}" for i in range(len(b))])
+    n = len(runs[0].label)
+    labels = runs[0].label.astype(bool)
+    right = np.array([(run.probability >= 0.5) == labels for run in runs], dtype=np.float32)  # (runs, reviews)
+    accuracies = right.mean(axis=1, dtype=np.float64)
+    auc = _ResampledAuc(labels, *(run.probability for run in runs)) if labels.any() and not labels.all() else None
+    if auc:
+        right = right[:, auc.layout]  # resample counts are over the reviews in the AUC's layout
+        point_aucs = [float(x[0]) for x in auc(np.ones((1, n), dtype=np.float64))]
+    else:
+        point_aucs = [float("nan")] * len(runs)
+    sign = np.r_[-np.ones(len(a)), np.ones(len(b))]
+
+    auc_share = GROUP_AUC_RESAMPLES / resamples  # of each stream, the leading part that scores AUC too
+
+    def differences(counts: np.ndarray, rng: np.random.Generator, place: float) -> tuple[np.ndarray, np.ndarray]:
+        # Each row's weights: -1/len(a) per draw of each of A's runs, +1/len(b) per draw of B's,
+        # so a row sums to B's drawn mean minus A's.
+        weights = sign * np.hstack([rng.multinomial(len(side), np.full(len(side), 1 / len(side)), size=len(counts))
+                                    / len(side) for side in (a, b)])
+        accuracy = ((counts @ right.T) / n * weights).sum(axis=1)
+        with_auc = auc is not None and place < auc_share
+        return accuracy, ((np.column_stack(auc(counts)) * weights).sum(axis=1) if with_auc else None)
+
+    chunks = _over_resamples(n, resamples, seed, differences)
+    accuracy_differences = np.concatenate([c[0] for c in chunks])
+    auc_differences = np.concatenate([c[1] for c in chunks if c[1] is not None] or [np.full(1, np.nan)])
+    p = min(1.0, 2 * min(float(np.mean(accuracy_differences <= 0)), float(np.mean(accuracy_differences >= 0))))
+
+    def ensemble(side: list[Predictions]) -> float:
+        return float(np.mean((np.mean([run.probability for run in side], axis=0) >= 0.5) == labels))
+
+    return GroupComparison(reviews=n, accuracies_a=tuple(map(float, accuracies[:len(a)])),
+                           accuracies_b=tuple(map(float, accuracies[len(a):])),
+                           accuracy_ci=_interval(accuracy_differences), p=p,
+                           aucs_a=tuple(point_aucs[:len(a)]), aucs_b=tuple(point_aucs[len(a):]),
+                           auc_ci=_interval(auc_differences),
+                           ensemble_accuracy_a=ensemble(a), ensemble_accuracy_b=ensemble(b),
+                           resamples=resamples, seed=seed)
 
 
 def summary(c: Comparison) -> str:
