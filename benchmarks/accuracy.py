@@ -96,6 +96,14 @@ def prepared(overrides: list[str]) -> tuple[Path, dict]:
     return folder, result
 
 
+def prepared_config(folder: Path, overrides: list[str] = ()):
+    """The config of a prepared folder: conf/ with these overrides, reading the folder's outputs."""
+    from src.lib import config
+
+    paths = yaml.safe_load((folder / "params.yaml").read_text())["paths"]
+    return config.compose([*overrides, *(f"paths.{key}={value}" for key, value in paths.items())])
+
+
 def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[list[dict], dict]:
     """Each seed's figures of `python -m src.repeat --seeds <seeds>` on the prepared data."""
     import mlflow

@@ -146,6 +146,17 @@ def isolated_tracking(request, tmp_path, monkeypatch, empty_mlflow_store):
     return uri
 
 
+@pytest.fixture(autouse=True)
+def cpu_only(request):
+    """@pytest.mark.cpu_only(why): skipped, saying why, where TensorFlow sees a GPU."""
+    marker = request.node.get_closest_marker("cpu_only")
+    if marker:
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            pytest.skip(f"CPU only: {marker.args[0]}")
+
+
 @pytest.fixture
 def tiny_archive(tmp_path) -> Path:
     """A valid tiny archive in the official archive's layout, at tmp_path/tiny.tar.gz."""

@@ -123,6 +123,8 @@ def test_refit_retrains_on_train_and_validation_for_the_epochs_validation_chose(
     assert training.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
 
 
+@pytest.mark.cpu_only("member 0 equals the model its seed trains alone, weight for weight: GPU kernels add in "
+                     "any order (train.deterministic makes them repeat)")
 def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trains_alone(prepared_cfg, isolated_tracking,
                                                                                         tmp_path):
     from src.lib import batches

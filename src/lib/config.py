@@ -71,6 +71,7 @@ class TrainConfig:
     bucket_by_length: bool
     length_step: int
     jit_compile: bool
+    deterministic: bool
     adversarial: str
     adversarial_epsilon: float
     vat_xi: float

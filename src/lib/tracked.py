@@ -1,6 +1,7 @@
 """The tracked fit the train stage, a sweep trial and each repeat share.
 
-`fit` opens a run (nested under `parent_run_id` when given), logs the config and the datasets,
+`fit` says what it trains on (src.lib.hardware), opens a run (nested under `parent_run_id` when
+given) tagged with it, logs the config and the datasets,
 fits (src.lib.training.fit), logs the saved model's validation accuracy, epochs and predictions,
 and hands the run and the fitted model to the caller while the run is still open: the train
 stage saves its model there, a repeat scores the test split there (src.lib.evaluation.score_test).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from src.lib import config, data, tracking, training
+from src.lib import config, data, hardware, tracking, training
 from src.lib.data import Split
 
 
@@ -23,7 +24,8 @@ def fit(cfg: config.Config, train: Split, val: Split, test: Split | None = None,
     `params` are logged beside the config's (a trial's share of the training reviews). A run
     without a parent samples CPU and memory when tracking.system_metrics says so."""
     splits = {"train": train, "val": val} | ({"test": test} if test is not None else {})
-    with tracking.run(cfg, parent_run_id=parent_run_id, tags=data.source_tags(cfg) | (tags or {}),
+    devices = hardware.announce()  # the devices and the CPU's kernels: they change a result's last digits
+    with tracking.run(cfg, parent_run_id=parent_run_id, tags=data.source_tags(cfg) | devices | (tags or {}),
                       system_metrics=cfg.tracking.system_metrics and parent_run_id is None) as active:
         tracking.log_params(cfg, extra=params)
         tracking.log_inputs(cfg, splits)

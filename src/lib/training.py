@@ -46,22 +46,26 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
 
     class EpochLogger(keras.callbacks.Callback):
         """Per-epoch metrics and wall seconds to MLflow (names prefixed by `prefix`) and to
-        `rows` (the history plot)."""
+        `rows` (the history plot). No per-batch hook: one would make Keras fetch every step's
+        logs from the device (no asynchronous dispatch); the training part of an epoch ends
+        where its validation begins."""
 
         def __init__(self):
             super().__init__()
             self.rows = []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._started = self._last_batch_end = time.perf_counter()
+            self._started = time.perf_counter()
+            self._validation_started = None
 
-        def on_train_batch_end(self, batch, logs=None):
-            self._last_batch_end = time.perf_counter()
+        def on_test_begin(self, logs=None):
+            self._validation_started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            ended = time.perf_counter()
             row = {"epoch": epoch + 1} | {k: float(logs[k]) for k in (*metrics, ADVERSARIAL_METRIC) if k in logs}
-            row["epoch_seconds"] = time.perf_counter() - self._started
-            row["train_seconds"] = self._last_batch_end - self._started  # without validation
+            row["epoch_seconds"] = ended - self._started
+            row["train_seconds"] = (self._validation_started or ended) - self._started  # without validation
             self.rows.append(row)
             mlflow.log_metrics({prefix + k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
 
@@ -77,6 +81,16 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
 
     from src.lib.model import build_model  # imports Keras: deferred with it
 
+    compute = keras.config.dtype_policy().compute_dtype
+    if compute != "float32":
+        # The adversarial step's norms have floors (1e-12, 1e-7) that vanish in float16, and its
+        # gradients skip a loss-scale optimizer's scaling: a silent change of what is trained.
+        raise UserError(f"Keras computes in {compute} here (a mixed-precision policy or floatx in keras.json): "
+                        f"this pipeline trains in float32; unset the policy")
+    if cfg.train.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(cfg.model, cfg.data.num_words, name=name)
     if start is not None:
