@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -47,13 +47,35 @@ PICTURE = ROOT / "docs" / "accuracy.png"
 STORE = f"sqlite:///{WORK / 'mlflow.db'}"
 # name -> overrides of the default config, each naming what makes the row (so a row stays itself when the default moves).
 CONFIGURATIONS = {
-    "at": ["train.adversarial=at", "train.ensemble=1", "train.epochs=8"],  # one model with adversarial training, the cap before at-10
-    "plain-2": ["train.adversarial=none", "train.ensemble=2", "train.epochs=8"],  # two averaged plain models: the default before AT
-    "at-cosine": ["train.adversarial=at", "train.ensemble=1", "train.epochs=8", "train.lr_schedule=cosine"],  # the step decays to 0 at the cap
-    "at-10": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10"],  # the default: validation still rose at the 8-epoch cap
-    "at-10-30k": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10", "data.num_words=30000"],  # a larger vocabulary under AT (plain training overfit it)
-    "at-2": ["train.adversarial=at", "train.ensemble=2"],     # two AT models averaged: twice the default's cost
-    "vat": ["train.adversarial=vat", "train.ensemble=1"],     # virtual adversarial training, with the unlabeled reviews
+    "at": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=8",
+    ],  # one model with adversarial training, the cap before at-10
+    "plain-2": [
+        "train.adversarial=none",
+        "train.ensemble=2",
+        "train.epochs=8",
+    ],  # two averaged plain models: the default before AT
+    "at-cosine": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=8",
+        "train.lr_schedule=cosine",
+    ],  # the step decays to 0 at the cap
+    "at-10": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=10",
+    ],  # the default: validation still rose at the 8-epoch cap
+    "at-10-30k": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=10",
+        "data.num_words=30000",
+    ],  # a larger vocabulary under AT (plain training overfit it)
+    "at-2": ["train.adversarial=at", "train.ensemble=2"],  # two AT models averaged: twice the default's cost
+    "vat": ["train.adversarial=vat", "train.ensemble=1"],  # virtual adversarial training, with the unlabeled reviews
     "wide-ensemble": ["experiment=wide-ensemble"],
     "w2v-max-cosine": ["train.adversarial=none", "train.ensemble=2", "train.lr_schedule=cosine"],
     "w2v-max-wide-3-30k": ["experiment=wide-ensemble", "data.num_words=30000"],
@@ -72,20 +94,32 @@ def prepared(overrides: list[str]) -> tuple[Path, dict]:
 
     cfg = config.compose(overrides)
     # What those stages read: the data, the pretraining, the baseline and the vectors' width.
-    key = {"data": asdict(cfg.data), "pretrain": asdict(cfg.pretrain), "baseline": asdict(cfg.baseline),
-           "embedding_dim": cfg.model.embedding_dim if cfg.pretrain.method != "none" else None}
+    key = {
+        "data": asdict(cfg.data),
+        "pretrain": asdict(cfg.pretrain),
+        "baseline": asdict(cfg.baseline),
+        "embedding_dim": cfg.model.embedding_dim if cfg.pretrain.method != "none" else None,
+    }
     folder = WORK / f"prepared-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
     record = folder / "prepared.json"
     if record.is_file():
         return folder, json.loads(record.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     cfg = config.compose([*overrides, *(f"paths.{name}={folder / path}" for name, path in asdict(cfg.paths).items())])
-    tfidf = replace(cfg, baseline=config.compose([*overrides, "baseline=tfidf"]).baseline,
-                    paths=replace(cfg.paths, reports=str(folder / "tfidf")))
+    tfidf = replace(
+        cfg,
+        baseline=config.compose([*overrides, "baseline=tfidf"]).baseline,
+        paths=replace(cfg.paths, reports=str(folder / "tfidf")),
+    )
     seconds, scores = {}, {}
-    for name, run in (("download", download.download), ("tokenize", tokenize.tokenize), ("pad", pad.pad_splits),
-                      ("pretrain", pretrain.pretrain), ("baseline", baseline.fit_and_score),
-                      ("baseline_tfidf", lambda _: baseline.fit_and_score(tfidf))):
+    for name, run in (
+        ("download", download.download),
+        ("tokenize", tokenize.tokenize),
+        ("pad", pad.pad_splits),
+        ("pretrain", pretrain.pretrain),
+        ("baseline", baseline.fit_and_score),
+        ("baseline_tfidf", lambda _: baseline.fit_and_score(tfidf)),
+    ):
         print(f"--- {folder.name} {name}", flush=True)
         started = time.perf_counter()
         scores[name] = run(cfg)
@@ -118,29 +152,54 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
     run = WORK / name
     run.mkdir(parents=True, exist_ok=True)
     print(f"--- {name}: src.repeat --seeds {seeds} {' '.join(overrides)}", flush=True)
-    out = subprocess.run([sys.executable, "-m", "src.repeat", "--seeds", str(seeds), *overrides, *shared,
-                          f"tracking.run_name=accuracy-{name}"], cwd=run, env=env, check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.repeat",
+            "--seeds",
+            str(seeds),
+            *overrides,
+            *shared,
+            f"tracking.run_name=accuracy-{name}",
+        ],
+        cwd=run,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
     print(out, end="", flush=True)
     children = re.search(r"^runs: (.+)$", out, re.M).group(1).split(",")
     client = mlflow.MlflowClient(STORE)
     mlflow.set_tracking_uri(STORE)  # predictions.from_run reads the global store
-    bar = {split: predictions.load(folder / params["paths"]["reports"] / predictions.DIRECTORY /
-                                   f"baseline-{predictions.file_name(split)}") for split in ("val", "test")}
+    bar = {
+        split: predictions.load(
+            folder / params["paths"]["reports"] / predictions.DIRECTORY / f"baseline-{predictions.file_name(split)}"
+        )
+        for split in ("val", "test")
+    }
     rows = []
     for child in children:
         info = client.get_run(child)
         lstm = {split: predictions.from_run(child, split) for split in ("val", "test")}
         weight = choose_weight(lstm["val"], bar["val"], params["blend"]["weight_step"])
-        rows.append({"seed": int(info.data.params["train.seed"]), "run_id": child,
-                     "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-                     "test_accuracy": info.data.metrics["test_accuracy"],
-                     "val_accuracy": info.data.metrics["best_val_accuracy"],
-                     "train_minutes": round((info.info.end_time - info.info.start_time) / 60000, 1),
-                     "epochs_run": int(info.data.metrics["epochs_run"]),
-                     "blend_weight": weight,
-                     "blend_test_accuracy": float(np.mean(
-                         (blended(lstm["test"], bar["test"], weight).probability >= 0.5) == lstm["test"].label))})
+        rows.append(
+            {
+                "seed": int(info.data.params["train.seed"]),
+                "run_id": child,
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": machine(),
+                "test_accuracy": info.data.metrics["test_accuracy"],
+                "val_accuracy": info.data.metrics["best_val_accuracy"],
+                "train_minutes": round((info.info.end_time - info.info.start_time) / 60000, 1),
+                "epochs_run": int(info.data.metrics["epochs_run"]),
+                "blend_weight": weight,
+                "blend_test_accuracy": float(
+                    np.mean((blended(lstm["test"], bar["test"], weight).probability >= 0.5) == lstm["test"].label)
+                ),
+            }
+        )
     return rows, prep
 
 
@@ -161,11 +220,15 @@ def cpu_kind(seed: dict) -> str:
 
 def print_table(table: dict) -> None:
     refs = table["references"]
-    print(f"\nreferences (deterministic, no training seed): NB-LR test {refs['nblr']['accuracy']:.4f} "
-          f"(val {refs['nblr']['val_accuracy']:.4f}), TF-IDF test {refs['tfidf']['accuracy']:.4f} "
-          f"(val {refs['tfidf']['val_accuracy']:.4f})")
-    print(f"{'configuration':<20} {'seeds':<14} {'test mean +- sd':>16} {'val mean +- sd':>16} "
-          f"{'train min':>9} {'blend test':>16}  cpu")
+    print(
+        f"\nreferences (deterministic, no training seed): NB-LR test {refs['nblr']['accuracy']:.4f} "
+        f"(val {refs['nblr']['val_accuracy']:.4f}), TF-IDF test {refs['tfidf']['accuracy']:.4f} "
+        f"(val {refs['tfidf']['val_accuracy']:.4f})"
+    )
+    print(
+        f"{'configuration':<20} {'seeds':<14} {'test mean +- sd':>16} {'val mean +- sd':>16} "
+        f"{'train min':>9} {'blend test':>16}  cpu"
+    )
     for name, row in table["rows"].items():
         seeds = row["seeds"]
         cells = []
@@ -176,8 +239,10 @@ def print_table(table: dict) -> None:
             mean, sd = summary(seeds, key)
             cells.append(f"{mean:.4f}" + (f" +- {sd:.4f}" if sd is not None else " (1 seed)"))
         kinds = ", ".join(sorted({cpu_kind(s) for s in seeds}))
-        print(f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
-              f"{minutes(row):>9} {cells[2]:>16}  {kinds}")
+        print(
+            f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
+            f"{minutes(row):>9} {cells[2]:>16}  {kinds}"
+        )
 
 
 def draw(table: dict) -> None:
@@ -196,14 +261,27 @@ def draw(table: dict) -> None:
         accuracies = [s["test_accuracy"] for s in seeds]
         line = ax.errorbar([x], [statistics.mean(accuracies)], yerr=[[0], [0]], fmt="o", ms=8, label=None)
         ax.scatter([x] * len(accuracies), accuracies, s=14, color=line[0].get_color(), alpha=0.5)
-        ax.annotate(f"{name} ({len(seeds)} seeds)", (x, statistics.mean(accuracies)),
-                    textcoords="offset points", xytext=(8, -3), fontsize=9)
+        ax.annotate(
+            f"{name} ({len(seeds)} seeds)",
+            (x, statistics.mean(accuracies)),
+            textcoords="offset points",
+            xytext=(8, -3),
+            fontsize=9,
+        )
         blends = [s["blend_test_accuracy"] for s in seeds if s.get("blend_test_accuracy") is not None]
         if blends:  # the blend adds the baseline's minute
             ax.scatter([x + 1], [statistics.mean(blends)], marker="D", s=40, color=line[0].get_color())
-            ax.annotate(f"{name} + NB-LR blend ({len(blends)} seed{'s' if len(blends) > 1 else ''})",
-                        (x + 1, statistics.mean(blends)), textcoords="offset points", xytext=(8, -3), fontsize=9)
-    for key, label, style in (("nblr", "NB-weighted logistic regression", "-"), ("tfidf", "TF-IDF + logistic regression", ":")):
+            ax.annotate(
+                f"{name} + NB-LR blend ({len(blends)} seed{'s' if len(blends) > 1 else ''})",
+                (x + 1, statistics.mean(blends)),
+                textcoords="offset points",
+                xytext=(8, -3),
+                fontsize=9,
+            )
+    for key, label, style in (
+        ("nblr", "NB-weighted logistic regression", "-"),
+        ("tfidf", "TF-IDF + logistic regression", ":"),
+    ):
         ax.axhline(table["references"][key]["accuracy"], color="grey", linestyle=style, label=f"{label} (~1 min)")
     ax.set_xlabel("training minutes per seed: alone where measured so, else the median (2 cores; accuracy.json)")
     ax.set_ylabel("test accuracy (large dot: mean over seeds; small: each seed)")
@@ -236,10 +314,14 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     WORK.mkdir(parents=True, exist_ok=True)
     for name in args.names:
-        seeds, prep = measure(name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]],
-                              args.seeds, env)
+        seeds, prep = measure(
+            name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]], args.seeds, env
+        )
         table = json.loads(RESULTS.read_text())  # another invocation's rows too
-        table["rows"][name] = {"overrides": CONFIGURATIONS[name], "seeds": seeds}  # a new row: its "alone" minutes are measured apart
+        table["rows"][name] = {
+            "overrides": CONFIGURATIONS[name],
+            "seeds": seeds,
+        }  # a new row: its "alone" minutes are measured apart
         table["references"] = {"nblr": prep["nblr"], "tfidf": prep["tfidf"], "prepared_seconds": prep["seconds"]}
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
         print(f"wrote row {name} to {RESULTS.relative_to(ROOT)}", flush=True)

@@ -33,16 +33,31 @@ def main() -> None:
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'probe.db'}")
     rows = []
     for variant in variants:
-        cfg = config.compose([*paths, "train.ensemble=1", "train.epochs=1", "train.patience=0",
-                              *([] if variant == "plain" else variant.split(","))])
+        cfg = config.compose(
+            [
+                *paths,
+                "train.ensemble=1",
+                "train.epochs=1",
+                "train.patience=0",
+                *([] if variant == "plain" else variant.split(",")),
+            ]
+        )
         train, val = data.load(cfg, "train").subset(0.25, 0), data.load(cfg, "val").subset(0.4, 0)
         started = time.perf_counter()
         with mlflow.start_run(run_name=f"probe {variant}"):
             fitted = training.fit(cfg, train, val, verbose=0)
-        rows.append({"variant": variant, "val_accuracy": fitted.best_val_accuracy,
-                     "loss": fitted.histories[0][-1]["loss"], "seconds": round(time.perf_counter() - started)})
-        print(f"{variant:<50} val {rows[-1]['val_accuracy']:.4f}  loss {rows[-1]['loss']:.3f}  {rows[-1]['seconds']} s",
-              flush=True)
+        rows.append(
+            {
+                "variant": variant,
+                "val_accuracy": fitted.best_val_accuracy,
+                "loss": fitted.histories[0][-1]["loss"],
+                "seconds": round(time.perf_counter() - started),
+            }
+        )
+        print(
+            f"{variant:<50} val {rows[-1]['val_accuracy']:.4f}  loss {rows[-1]['loss']:.3f}  {rows[-1]['seconds']} s",
+            flush=True,
+        )
     print(f"wrote {write_results('adversarial_probe', {'machine': machine(), 'rows': rows}).relative_to(ROOT)}")
 
 

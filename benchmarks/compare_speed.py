@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline import machine, write_results  # noqa: E402
+
 from src.lib import significance  # noqa: E402
 from src.lib.predictions import Predictions  # noqa: E402
 
@@ -83,24 +84,39 @@ def main() -> None:
 
     runs = logged_runs()
     env = {**os.environ, "MLFLOW_TRACKING_URI": STORE, "PYTHONPATH": str(ROOT)}
-    cases = {"1 run against 1": (runs[0], runs[3]),
-             "3 runs against 3": (",".join(runs[:3]), ",".join(runs[3:]))}
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-              "reviews": SPLITS, "resamples": significance.RESAMPLES, "command": {}, "bootstrap": {}}
+    cases = {"1 run against 1": (runs[0], runs[3]), "3 runs against 3": (",".join(runs[:3]), ",".join(runs[3:]))}
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "reviews": SPLITS,
+        "resamples": significance.RESAMPLES,
+        "command": {},
+        "bootstrap": {},
+    }
     for name, (a, b) in cases.items():
         command = [sys.executable, "-m", "src.compare", a, b]
-        seconds = timed(lambda: subprocess.run(command, cwd=WORK, env=env, check=True, stdout=subprocess.DEVNULL),
-                        args.repeats)
+        seconds = timed(
+            lambda command=command: subprocess.run(command, cwd=WORK, env=env, check=True, stdout=subprocess.DEVNULL),
+            args.repeats,
+        )
         report["command"][name] = {"seconds": seconds, "median_seconds": statistics.median(seconds)}
-        print(f"python -m src.compare, {name} (test and validation, process start included): "
-              f"median {statistics.median(seconds):.2f} s of {args.repeats} ({', '.join(map(str, seconds))})", flush=True)
+        print(
+            f"python -m src.compare, {name} (test and validation, process start included): "
+            f"median {statistics.median(seconds):.2f} s of {args.repeats} ({', '.join(map(str, seconds))})",
+            flush=True,
+        )
     test = [synthetic(SPLITS["test"], seed=10 * k + 4) for k in range(RUNS)]
-    for name, function in (("1 run against 1", lambda: significance.compare(test[0], test[3])),
-                           ("3 runs against 3", lambda: significance.compare_groups(test[:3], test[3:]))):
+    for name, function in (
+        ("1 run against 1", lambda: significance.compare(test[0], test[3])),
+        ("3 runs against 3", lambda: significance.compare_groups(test[:3], test[3:])),
+    ):
         seconds = timed(function, args.repeats)
         report["bootstrap"][name] = {"seconds": seconds, "median_seconds": statistics.median(seconds)}
-        print(f"the bootstrap alone, {name}, {SPLITS['test']} reviews: median {statistics.median(seconds):.2f} s "
-              f"({', '.join(map(str, seconds))})", flush=True)
+        print(
+            f"the bootstrap alone, {name}, {SPLITS['test']} reviews: median {statistics.median(seconds):.2f} s "
+            f"({', '.join(map(str, seconds))})",
+            flush=True,
+        )
     out = write_results("compare_speed", report)
     print(f"wrote {out.relative_to(ROOT)}")
 

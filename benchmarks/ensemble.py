@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,8 @@ def split_scores(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (labels, positive probabilities)} of one run's model, validation and test."""
     from src.lib import config
     from src.lib.batches import predict
-    from src.lib.model import load_model
     from src.lib.data import load_split
+    from src.lib.model import load_model
 
     # The run's overrides on today's conf/ (a run's own params.yaml may predate a newer key);
     # paths are relative to its scratch copy.
@@ -69,15 +69,25 @@ def main() -> None:
     for group in groups:
         rows[" + ".join(group)] = {
             split: score(labels[split][0], np.mean([members[name][split][1] for name in group], axis=0))[0]
-            for split in ("val", "test")}
+            for split in ("val", "test")
+        }
     width = max(map(len, rows))
     print(f"{'':<{width}}  {'val acc':>7}  {'test acc':>8}  {'test AUC':>8}")
     for name, m in rows.items():
-        print(f"{name:<{width}}  {m['val']['accuracy']:>7.4f}  {m['test']['accuracy']:>8.4f}  {m['test']['roc_auc']:>8.4f}")
-    out = write_results("ensemble-" + "+".join(args.names), {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": args.names,
-        "scores": {name: {split: {k: m[split][k] for k in ("accuracy", "roc_auc", "f1", "loss")} for split in m}
-                   for name, m in rows.items()}})
+        print(
+            f"{name:<{width}}  {m['val']['accuracy']:>7.4f}  {m['test']['accuracy']:>8.4f}  {m['test']['roc_auc']:>8.4f}"
+        )
+    out = write_results(
+        "ensemble-" + "+".join(args.names),
+        {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "runs": args.names,
+            "scores": {
+                name: {split: {k: m[split][k] for k in ("accuracy", "roc_auc", "f1", "loss")} for split in m}
+                for name, m in rows.items()
+            },
+        },
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import prepared, prepared_config  # noqa: E402
-from src.lib import batches, data, hardware, training  # noqa: E402  (before TensorFlow: src sets it up)
 from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine, write_results  # noqa: E402
+
+from src.lib import batches, data, hardware, training  # noqa: E402  (before TensorFlow: src sets it up)
 
 
 def main() -> None:
@@ -46,17 +47,22 @@ def main() -> None:
 
     visible = hardware.gpus()
     if not visible:
-        print(hardware.gpu_warning([]) or "TensorFlow sees no GPU here: nothing to check (`pip install -e '.[gpu]'` "
-                                           "on a machine with an NVIDIA driver)")
+        print(
+            hardware.gpu_warning([])
+            or "TensorFlow sees no GPU here: nothing to check (`pip install -e '.[gpu]'` "
+            "on a machine with an NVIDIA driver)"
+        )
         sys.exit(1)
     tags = hardware.describe()
-    print(f"device: {tags['device']}; TensorFlow {tags['tensorflow.version']}, Keras {tags['keras.version']}", flush=True)
+    print(
+        f"device: {tags['device']}; TensorFlow {tags['tensorflow.version']}, Keras {tags['keras.version']}", flush=True
+    )
     tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_gpu.py", "-n", "0", "-q", "-rs"], cwd=ROOT)
 
     folder, _ = prepared(archive_overrides(args.archive, args.sha256))
     cfg = prepared_config(folder)
     train_split, val_split, test_split = (data.load(cfg, split) for split in data.SPLITS)
-    x, y = train_split.x[:args.reviews], train_split.y[:args.reviews]
+    x, y = train_split.x[: args.reviews], train_split.y[: args.reviews]
     model, trainee = training._compiled_model(cfg, "imdb_lstm", steps=args.epochs * -(-len(x) // cfg.train.batch_size))
     forced_onto_cudnn(model)  # Keras raises rather than fall back to its loop: the epochs below are cuDNN's
 
@@ -70,16 +76,35 @@ def main() -> None:
             seconds.append(round(time.perf_counter() - self._started, 2))
             print(f"epoch {epoch + 1}: {seconds[-1]:.1f} s on {len(x)} reviews (cuDNN)", flush=True)
 
-    trainee.fit(batches.training_dataset(x, y, cfg.train), epochs=args.epochs, callbacks=[EpochTimer()],
-                verbose=0, shuffle=False)
-    accuracy = float(np.mean((batches.predict(model, test_split.x[:args.reviews], cfg.train) >= 0.5)
-                             == test_split.y[:args.reviews]))
-    print(f"kernel: cuDNN (forced); {np.median(seconds):.1f} s per epoch of {len(x)} reviews; "
-          f"test accuracy on {min(args.reviews, len(test_split.y))} reviews after {args.epochs} epochs: {accuracy:.4f}")
-    out = write_results("gpu_check", {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                      "machine": machine(), "tags": tags, "tests_passed": tests.returncode == 0,
-                                      "reviews": len(x), "epoch_seconds": seconds, "test_accuracy": accuracy,
-                                      "train": asdict(cfg.train)})
+    trainee.fit(
+        batches.training_dataset(x, y, cfg.train),
+        epochs=args.epochs,
+        callbacks=[EpochTimer()],
+        verbose=0,
+        shuffle=False,
+    )
+    accuracy = float(
+        np.mean(
+            (batches.predict(model, test_split.x[: args.reviews], cfg.train) >= 0.5) == test_split.y[: args.reviews]
+        )
+    )
+    print(
+        f"kernel: cuDNN (forced); {np.median(seconds):.1f} s per epoch of {len(x)} reviews; "
+        f"test accuracy on {min(args.reviews, len(test_split.y))} reviews after {args.epochs} epochs: {accuracy:.4f}"
+    )
+    out = write_results(
+        "gpu_check",
+        {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "tags": tags,
+            "tests_passed": tests.returncode == 0,
+            "reviews": len(x),
+            "epoch_seconds": seconds,
+            "test_accuracy": accuracy,
+            "train": asdict(cfg.train),
+        },
+    )
     print(f"wrote {out.relative_to(ROOT)}")
     sys.exit(tests.returncode)
 

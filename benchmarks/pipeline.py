@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -47,10 +47,17 @@ def write_results(name: str, report: dict) -> Path:
 def machine() -> dict:
     """The CPU a figure was measured on: epochs differ about 3x between kinds (AVX-512 or not)."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor())
-    return {"cpu": model, "avx512": " avx512f " in f" {cpuinfo.replace(chr(10), ' ')} ", "cpus": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "avx512": " avx512f " in f" {cpuinfo.replace(chr(10), ' ')} ",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def run_stage(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
@@ -71,17 +78,23 @@ def main() -> None:
     parser.add_argument("--sha256", default=SHARED_SHA256)
     parser.add_argument("--name", help="results name (default: from the overrides)")
     args = parser.parse_intermixed_args()  # options may come after the overrides
-    name = args.name or ("-".join(o.replace("experiment=", "").replace("=", "_") for o in args.overrides)
-                         or "default")
+    name = args.name or ("-".join(o.replace("experiment=", "").replace("=", "_") for o in args.overrides) or "default")
 
     work = ROOT / "benchmarks" / ".work" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-           "PYTHONPATH": str(ROOT)}  # the stages run in the scratch directory, not the project root
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "PYTHONPATH": str(ROOT),
+    }  # the stages run in the scratch directory, not the project root
     python = sys.executable
-    subprocess.run([python, "-m", "src.config", *archive_overrides(args.archive, args.sha256), *args.overrides],
-                   cwd=work, env=env, check=True)
+    subprocess.run(
+        [python, "-m", "src.config", *archive_overrides(args.archive, args.sha256), *args.overrides],
+        cwd=work,
+        env=env,
+        check=True,
+    )
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     results = {}
@@ -103,7 +116,7 @@ def main() -> None:
     report = {
         "name": name,
         "overrides": args.overrides,
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "stages": results,
         "total_seconds": round(sum(r["seconds"] for r in results.values()), 1),
@@ -121,14 +134,20 @@ def main() -> None:
     for stage, r in results.items():
         print(f"{stage:<10} {r['seconds']:>8.1f} {r['peak_rss_mib']:>9}")
     print(f"{'total':<10} {report['total_seconds']:>8.1f}")
-    print(f"test accuracy {metrics['accuracy']:.4f}  ROC AUC {metrics['roc_auc']:.4f}  F1 {metrics['f1']:.4f}  "
-          f"validation accuracy {trained['best_val_accuracy']:.4f}")
+    print(
+        f"test accuracy {metrics['accuracy']:.4f}  ROC AUC {metrics['roc_auc']:.4f}  F1 {metrics['f1']:.4f}  "
+        f"validation accuracy {trained['best_val_accuracy']:.4f}"
+    )
     if baseline:
-        print(f"baseline ({params['baseline']['method']}): test accuracy {baseline['accuracy']:.4f}, "
-              f"validation accuracy {baseline['val_accuracy']:.4f}")
+        print(
+            f"baseline ({params['baseline']['method']}): test accuracy {baseline['accuracy']:.4f}, "
+            f"validation accuracy {baseline['val_accuracy']:.4f}"
+        )
     if blend:
-        print(f"blend (LSTM weight {blend['weight']}): test accuracy {blend['accuracy']:.4f}, "
-              f"validation accuracy {blend['val_accuracy']:.4f}")
+        print(
+            f"blend (LSTM weight {blend['weight']}): test accuracy {blend['accuracy']:.4f}, "
+            f"validation accuracy {blend['val_accuracy']:.4f}"
+        )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

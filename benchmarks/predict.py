@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +50,26 @@ def command_scores(params: Path, reviews: list[str]) -> tuple[np.ndarray, float]
         f.flush()
         started = time.perf_counter()
         # Run from the work folder (its params.yaml holds relative paths), with src importable.
-        out = subprocess.run([sys.executable, "-m", "src.predict", "--params", str(params), "--file", f.name],
-                             cwd=params.parent, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "src.predict", "--params", str(params), "--file", f.name],
+            cwd=params.parent,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         seconds = time.perf_counter() - started
     return np.array([float(line.split("\t")[1]) for line in out.splitlines()]), seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work" / "default-registry",
-                        help="a benchmarks/pipeline.py work folder (params.yaml, data/raw, models/)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "benchmarks" / ".work" / "default-registry",
+        help="a benchmarks/pipeline.py work folder (params.yaml, data/raw, models/)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -89,7 +98,8 @@ def main() -> None:
     hand = classifier.predict_proba([r["review"] for r in rows])
     hand_labels = np.array([r["label"] == "pos" for r in rows])
     report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "work": work.name,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "work": work.name,
         "test_reviews": len(texts),
         "test_accuracy": round(float(np.mean((scores >= THRESHOLD) == labels)), 5),
         "command_seconds": round(command_seconds, 1),
@@ -98,7 +108,9 @@ def main() -> None:
         "predict_proba_reviews_per_s": round(len(texts) / statistics.median(timings)),
         "handwritten_reviews": len(rows),
         "handwritten_accuracy": round(float(np.mean((hand >= THRESHOLD) == hand_labels)), 4),
-        "handwritten_misclassified": [r["review"][:70] for r, p, y in zip(rows, hand, hand_labels) if (p >= THRESHOLD) != y],
+        "handwritten_misclassified": [
+            r["review"][:70] for r, p, y in zip(rows, hand, hand_labels) if (p >= THRESHOLD) != y
+        ],
     }
     for key, value in report.items():
         print(f"{key:>30}: {value}")

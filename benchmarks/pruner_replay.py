@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,12 +31,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline import write_results  # noqa: E402
+from sweep_pruning import PRUNERS  # noqa: E402
 from train_speed import WORK  # noqa: E402
 
-from sweep_pruning import PRUNERS  # noqa: E402
-
 from src.sweep import make_pruner  # noqa: E402
-
 
 REPLAY_NAMES = 25
 
@@ -91,13 +89,20 @@ def main() -> None:
 
     names = sorted(n for n in optuna.get_all_study_names(args.storage) if n.startswith("none-"))
     name = args.study or (names[-1] if names else sys.exit(f"no unpruned study in {args.storage}"))
-    trials = [t for t in optuna.load_study(study_name=name, storage=args.storage).get_trials()
-              if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = [
+        t
+        for t in optuna.load_study(study_name=name, storage=args.storage).get_trials()
+        if t.state == optuna.trial.TrialState.COMPLETE
+    ]
     curves = [[t.intermediate_values[step] for step in sorted(t.intermediate_values)] for t in trials]
     epoch_seconds = [t.duration.total_seconds() / len(curve) for t, curve in zip(trials, curves)]
     max_epochs = max(len(curve) for curve in curves)
-    unpruned = {"epochs_trained": sum(map(len, curves)), "seconds": sum(t.duration.total_seconds() for t in trials), "pruned": 0,
-                "best_val_accuracy": round(max(max(curve) for curve in curves), 4)}
+    unpruned = {
+        "epochs_trained": sum(map(len, curves)),
+        "seconds": sum(t.duration.total_seconds() for t in trials),
+        "pruned": 0,
+        "best_val_accuracy": round(max(max(curve) for curve in curves), 4),
+    }
     results = {"none": unpruned}
     pruners = {kind: lambda kind=kind: make_pruner(SimpleNamespace(pruner=kind, epochs=max_epochs)) for kind in PRUNERS}
     if args.variants:
@@ -107,28 +112,45 @@ def main() -> None:
         epochs = sorted(r["epochs_trained"] for r in runs)
         seconds = sorted(r["seconds"] for r in runs)
         bests = sorted(r["best_val_accuracy"] for r in runs)
-        results[kind] = {"epochs_trained_median": epochs[len(epochs) // 2], "epochs_trained_max": epochs[-1],
-                         "epochs_ratio_median": round(epochs[len(epochs) // 2] / unpruned["epochs_trained"], 2),
-                         "seconds_ratio_median": round(seconds[len(seconds) // 2] / unpruned["seconds"], 2),
-                         "seconds_ratio_worst": round(seconds[-1] / unpruned["seconds"], 2),
-                         "best_val_accuracy_median": bests[len(bests) // 2], "best_val_accuracy_worst": bests[0],
-                         "best_val_accuracy_diff_median": round(bests[len(bests) // 2] - unpruned["best_val_accuracy"], 4),
-                         "best_val_accuracy_diff_worst": round(bests[0] - unpruned["best_val_accuracy"], 4)}
+        results[kind] = {
+            "epochs_trained_median": epochs[len(epochs) // 2],
+            "epochs_trained_max": epochs[-1],
+            "epochs_ratio_median": round(epochs[len(epochs) // 2] / unpruned["epochs_trained"], 2),
+            "seconds_ratio_median": round(seconds[len(seconds) // 2] / unpruned["seconds"], 2),
+            "seconds_ratio_worst": round(seconds[-1] / unpruned["seconds"], 2),
+            "best_val_accuracy_median": bests[len(bests) // 2],
+            "best_val_accuracy_worst": bests[0],
+            "best_val_accuracy_diff_median": round(bests[len(bests) // 2] - unpruned["best_val_accuracy"], 4),
+            "best_val_accuracy_diff_worst": round(bests[0] - unpruned["best_val_accuracy"], 4),
+        }
 
-    print(f"replayed on study {name}: {len(curves)} trials, at most {max_epochs} epochs each, "
-          f"best val accuracy {unpruned['best_val_accuracy']} in {unpruned['epochs_trained']} epochs unpruned; "
-          f"median (worst) over {REPLAY_NAMES} study names")
+    print(
+        f"replayed on study {name}: {len(curves)} trials, at most {max_epochs} epochs each, "
+        f"best val accuracy {unpruned['best_val_accuracy']} in {unpruned['epochs_trained']} epochs unpruned; "
+        f"median (worst) over {REPLAY_NAMES} study names"
+    )
     width = max(map(len, pruners))
-    print(f"{'pruner':<{width}} {'epochs':>10} {'x none':>6} {'seconds x none':>14} {'best val':>16} {'diff (points)':>15}")
+    print(
+        f"{'pruner':<{width}} {'epochs':>10} {'x none':>6} {'seconds x none':>14} {'best val':>16} {'diff (points)':>15}"
+    )
     for kind in pruners:
         r = results[kind]
-        print(f"{kind:<{width}} {r['epochs_trained_median']:>4} ({r['epochs_trained_max']:>3}) {r['epochs_ratio_median']:>6} "
-              f"{r['seconds_ratio_median']:>6} ({r['seconds_ratio_worst']:>4}) "
-              f"{r['best_val_accuracy_median']:>7} ({r['best_val_accuracy_worst']}) "
-              f"{100 * r['best_val_accuracy_diff_median']:>+6.2f} ({100 * r['best_val_accuracy_diff_worst']:+.2f})")
-    out = write_results(f"pruner_replay-{name}", {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "study": name,
-        "trials": len(curves), "max_epochs": max_epochs, "results": results})
+        print(
+            f"{kind:<{width}} {r['epochs_trained_median']:>4} ({r['epochs_trained_max']:>3}) {r['epochs_ratio_median']:>6} "
+            f"{r['seconds_ratio_median']:>6} ({r['seconds_ratio_worst']:>4}) "
+            f"{r['best_val_accuracy_median']:>7} ({r['best_val_accuracy_worst']}) "
+            f"{100 * r['best_val_accuracy_diff_median']:>+6.2f} ({100 * r['best_val_accuracy_diff_worst']:+.2f})"
+        )
+    out = write_results(
+        f"pruner_replay-{name}",
+        {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "study": name,
+            "trials": len(curves),
+            "max_epochs": max_epochs,
+            "results": results,
+        },
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -12,7 +12,7 @@ from tensorflow.keras.models import Sequential
 from tensorflow.keras.preprocessing import sequence
 
 max_features = 10000  # top 10,000 words
-maxlen = 200          # cut reviews to 200 words
+maxlen = 200  # cut reviews to 200 words
 
 
 def pad(token_ids):
@@ -23,14 +23,13 @@ def build_model():
     model = Sequential()
     model.add(Embedding(max_features, 128))
     model.add(LSTM(128))
-    model.add(Dense(1, activation='sigmoid'))
-    model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
+    model.add(Dense(1, activation="sigmoid"))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
 def fit(model, x_train, y_train, epochs=3, callbacks=None):
-    return model.fit(x_train, y_train, epochs=epochs, batch_size=64, validation_split=0.2,
-                     callbacks=callbacks)
+    return model.fit(x_train, y_train, epochs=epochs, batch_size=64, validation_split=0.2, callbacks=callbacks)
 
 
 def evaluate(model, x_test, y_test):

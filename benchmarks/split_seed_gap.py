@@ -22,7 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,9 @@ SPLITS = ("random", "contiguous", "movie")
 def stage(name: str, folder: Path, overrides: list[str], env: dict) -> float:
     """Compose params.yaml in `folder` with the project's config command, then run stage `name`."""
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "src.config", *overrides], cwd=folder, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "src.config", *overrides], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL
+    )
     return run_stage([sys.executable, "-m", f"src.stages.{name}", "--params", "params.yaml"], folder, env)[0]
 
 
@@ -61,10 +62,19 @@ def swapped(raw: Path, seeds: list[int]) -> dict:
         vectorizer, model = fitted(cfg.baseline, [texts[i] for i in fit_idx], labels[fit_idx])
         held = float((model.predict(vectorizer.transform([texts[i] for i in held_idx])) == labels[held_idx]).mean())
         other = float((model.predict(vectorizer.transform(other_texts)) == other_labels).mean())
-        runs.append({"seed": seed, "held_out_test_movies": held, "train_reviews": other,
-                     "gap_points": round(100 * (held - other), 2)})
-        print(f"swapped    seed {seed}: held-out test movies {held:.4f}  training reviews {other:.4f}  "
-              f"held-out - other half {100 * (held - other):+.2f} points", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "held_out_test_movies": held,
+                "train_reviews": other,
+                "gap_points": round(100 * (held - other), 2),
+            }
+        )
+        print(
+            f"swapped    seed {seed}: held-out test movies {held:.4f}  training reviews {other:.4f}  "
+            f"held-out - other half {100 * (held - other):+.2f} points",
+            flush=True,
+        )
     gaps = [r["gap_points"] for r in runs]
     print(f"swapped    over {len(gaps)} seeds: mean {statistics.mean(gaps):+.2f} points")
     return {"mean_gap_points": round(statistics.mean(gaps), 2), "runs": runs}
@@ -88,25 +98,50 @@ def main() -> None:
     for split in args.splits:
         for seed in args.seeds:
             folder = WORK / f"{split}-{seed}"
-            seconds = stage("baseline", folder, [*archive, f"paths.raw={raw}", f"data.val_split={split}",
-                                                 f"data.split_seed={seed}"], env)
+            seconds = stage(
+                "baseline",
+                folder,
+                [*archive, f"paths.raw={raw}", f"data.val_split={split}", f"data.split_seed={seed}"],
+                env,
+            )
             metrics = json.loads((folder / "reports" / "baseline.json").read_text())
             gap = 100 * (metrics["val_accuracy"] - metrics["accuracy"])
-            runs.append({"split": split, "seed": seed, "val_accuracy": metrics["val_accuracy"],
-                         "test_accuracy": metrics["accuracy"], "gap_points": round(gap, 2),
-                         "seconds": round(seconds, 1)})
-            print(f"{split:<10} seed {seed}: val {metrics['val_accuracy']:.4f}  test {metrics['accuracy']:.4f}  "
-                  f"val - test {gap:+.2f} points", flush=True)
+            runs.append(
+                {
+                    "split": split,
+                    "seed": seed,
+                    "val_accuracy": metrics["val_accuracy"],
+                    "test_accuracy": metrics["accuracy"],
+                    "gap_points": round(gap, 2),
+                    "seconds": round(seconds, 1),
+                }
+            )
+            print(
+                f"{split:<10} seed {seed}: val {metrics['val_accuracy']:.4f}  test {metrics['accuracy']:.4f}  "
+                f"val - test {gap:+.2f} points",
+                flush=True,
+            )
     summary = {}
     for split in args.splits:
         gaps = [r["gap_points"] for r in runs if r["split"] == split]
-        summary[split] = {"mean_gap_points": round(statistics.mean(gaps), 2),
-                          "sd_gap_points": round(statistics.stdev(gaps), 2) if len(gaps) > 1 else None,
-                          "min": min(gaps), "max": max(gaps), "seeds": len(gaps)}
-        print(f"{split:<10} val - test over {len(gaps)} seeds: mean {summary[split]['mean_gap_points']:+.2f}, "
-              f"sd {summary[split]['sd_gap_points']}, range [{min(gaps):+.2f}, {max(gaps):+.2f}] points")
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-              "model": "baseline (TF-IDF + logistic regression)", "summary": summary, "runs": runs}
+        summary[split] = {
+            "mean_gap_points": round(statistics.mean(gaps), 2),
+            "sd_gap_points": round(statistics.stdev(gaps), 2) if len(gaps) > 1 else None,
+            "min": min(gaps),
+            "max": max(gaps),
+            "seeds": len(gaps),
+        }
+        print(
+            f"{split:<10} val - test over {len(gaps)} seeds: mean {summary[split]['mean_gap_points']:+.2f}, "
+            f"sd {summary[split]['sd_gap_points']}, range [{min(gaps):+.2f}, {max(gaps):+.2f}] points"
+        )
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "model": "baseline (TF-IDF + logistic regression)",
+        "summary": summary,
+        "runs": runs,
+    }
     if args.swapped:
         report["swapped"] = swapped(raw / "aclImdb", args.seeds)
     out = write_results("split_seed_gap", report)

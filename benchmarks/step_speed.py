@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +40,10 @@ EPOCHS = 3
 
 
 def variants(avx512: bool) -> dict[str, dict]:
-    found = {"oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
-             "oneDNN on": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}}
+    found = {
+        "oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+        "oneDNN on": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+    }
     if avx512:
         found["oneDNN on, AVX2 kernels"] = {"env": {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
     found["oneDNN on, per-batch hook"] = {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}, "batch_hook": True}
@@ -50,12 +52,11 @@ def variants(avx512: bool) -> dict[str, dict]:
 
 def child(folder: Path, steps: int, batch_hook: bool) -> None:
     """In the variant's process: the seconds per step of epochs 2.. as JSON on stdout."""
+    import keras
     import numpy as np
     from accuracy import prepared_config
 
     from src.lib import batches, data, hardware, training
-
-    import keras
 
     cfg = prepared_config(folder)
     split = data.load(cfg, "train")
@@ -76,8 +77,13 @@ def child(folder: Path, steps: int, batch_hook: bool) -> None:
             self._last = time.perf_counter()
 
     _, trainee = training._compiled_model(cfg, "imdb_lstm", steps=EPOCHS * steps)
-    trainee.fit(batches.training_dataset(split.x[rows], split.y[rows], cfg.train), epochs=EPOCHS, verbose=0,
-                shuffle=False, callbacks=[EpochTimer(), *([BatchHook()] if batch_hook else [])])
+    trainee.fit(
+        batches.training_dataset(split.x[rows], split.y[rows], cfg.train),
+        epochs=EPOCHS,
+        verbose=0,
+        shuffle=False,
+        callbacks=[EpochTimer(), *([BatchHook()] if batch_hook else [])],
+    )
     print(json.dumps({"step_seconds": seconds[1:], "onednn": hardware.onednn_enabled()}))
 
 
@@ -103,23 +109,51 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name, variant in kinds.items():
             env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
-            done = subprocess.run([sys.executable, __file__, "--child", str(folder), str(args.steps),
-                                   "1" if variant.get("batch_hook") else "0"], env=env | variant["env"],
-                                  cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(folder),
+                    str(args.steps),
+                    "1" if variant.get("batch_hook") else "0",
+                ],
+                env=env | variant["env"],
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             result = json.loads(done.stdout.strip().splitlines()[-1])
             figures[name] += result["step_seconds"]
             onednn[name] = result["onednn"]
-            print(f"round {round_ + 1}, {name}: {', '.join(f'{s:.3f}' for s in result['step_seconds'])} s a step",
-                  flush=True)
+            print(
+                f"round {round_ + 1}, {name}: {', '.join(f'{s:.3f}' for s in result['step_seconds'])} s a step",
+                flush=True,
+            )
     medians = {name: statistics.median(values) for name, values in figures.items()}
-    print(f"\nthe default's adversarial training step, {args.steps} batches of {BATCH} reviews, "
-          f"{where['cpu']} ({'AVX-512' if where['avx512'] else 'no AVX-512'}), {args.rounds} rounds:")
+    print(
+        f"\nthe default's adversarial training step, {args.steps} batches of {BATCH} reviews, "
+        f"{where['cpu']} ({'AVX-512' if where['avx512'] else 'no AVX-512'}), {args.rounds} rounds:"
+    )
     for name, median in medians.items():
-        print(f"  {name:<28} median {median:.3f} s a step   {median / medians['oneDNN on']:.2f}x oneDNN on's time"
-              f"   (oneDNN {'on' if onednn[name] else 'off'} in the process)")
-    out = write_results("step_speed", {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                       "machine": where, "steps": args.steps, "batch": BATCH, "rounds": args.rounds,
-                                       "step_seconds": figures, "median_step_seconds": medians, "onednn": onednn})
+        print(
+            f"  {name:<28} median {median:.3f} s a step   {median / medians['oneDNN on']:.2f}x oneDNN on's time"
+            f"   (oneDNN {'on' if onednn[name] else 'off'} in the process)"
+        )
+    out = write_results(
+        "step_speed",
+        {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": where,
+            "steps": args.steps,
+            "batch": BATCH,
+            "rounds": args.rounds,
+            "step_seconds": figures,
+            "median_step_seconds": medians,
+            "onednn": onednn,
+        },
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

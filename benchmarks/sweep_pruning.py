@@ -28,7 +28,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +44,21 @@ PRUNERS = tuple(p for p in SWEEP_PRUNERS if p != "none")  # "none" is the baseli
 
 
 def run_study(name: str, pruner: str, args, tokens: Path, work: Path, storage: str) -> dict:
-    overrides = [f"paths.tokens={tokens}", f"paths.padded={work / 'padded'}", f"paths.model={work / 'models'}",
-                 f"paths.reports={work / 'reports'}", f"sweep.study_name={name}", f"sweep.storage={storage}",
-                 f"sweep.pruner={pruner}", f"sweep.n_trials={args.trials}", f"sweep.epochs={args.epochs}",
-                 f"sweep.sampler_seed={args.seed}", f"sweep.train_fraction={args.fraction}",
-                 f"sweep.preset=bench-{name}", *args.overrides]
+    overrides = [
+        f"paths.tokens={tokens}",
+        f"paths.padded={work / 'padded'}",
+        f"paths.model={work / 'models'}",
+        f"paths.reports={work / 'reports'}",
+        f"sweep.study_name={name}",
+        f"sweep.storage={storage}",
+        f"sweep.pruner={pruner}",
+        f"sweep.n_trials={args.trials}",
+        f"sweep.epochs={args.epochs}",
+        f"sweep.sampler_seed={args.seed}",
+        f"sweep.train_fraction={args.fraction}",
+        f"sweep.preset=bench-{name}",
+        *args.overrides,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "src.sweep", *overrides], cwd=ROOT, env=env, check=True)
@@ -64,12 +74,16 @@ def summarize(name: str, pruner: str, storage: str) -> dict:
 
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
-    return {"study": name, "pruner": pruner,
-            "trial_seconds": round(sum(t.duration.total_seconds() for t in trials if t.duration), 1),
-            "epochs_trained": sum(len(t.intermediate_values) for t in trials),
-            "complete": sum(t.state.name == "COMPLETE" for t in trials),
-            "pruned": sum(t.state.name == "PRUNED" for t in trials),
-            "best_val_accuracy": round(study.best_value, 4), "best_params": study.best_params}
+    return {
+        "study": name,
+        "pruner": pruner,
+        "trial_seconds": round(sum(t.duration.total_seconds() for t in trials if t.duration), 1),
+        "epochs_trained": sum(len(t.intermediate_values) for t in trials),
+        "complete": sum(t.state.name == "COMPLETE" for t in trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "best_val_accuracy": round(study.best_value, 4),
+        "best_params": study.best_params,
+    }
 
 
 def main() -> None:
@@ -81,8 +95,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pruners", default="median", help=f"comma-separated, of: {', '.join(PRUNERS)}")
     parser.add_argument("--resume", metavar="STAMP", help="continue the studies <pruner>-STAMP of an earlier run")
-    parser.add_argument("--unpruned", metavar="STUDY", help="an earlier unpruned study of --trials trials to compare "
-                        "with, instead of running one")
+    parser.add_argument(
+        "--unpruned",
+        metavar="STUDY",
+        help="an earlier unpruned study of --trials trials to compare with, instead of running one",
+    )
     args = parser.parse_intermixed_args()
     pruners = args.pruners.split(",")
     if unknown := set(pruners) - set(PRUNERS):
@@ -92,7 +109,7 @@ def main() -> None:
     work = WORK / "sweep"
     work.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{work / 'optuna.db'}"
-    stamp = args.resume or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = args.resume or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     if args.unpruned:
         results = {"none": summarize(args.unpruned, "none", storage)}
         if (finished := results["none"]["complete"] + results["none"]["pruned"]) != args.trials:
@@ -102,23 +119,43 @@ def main() -> None:
     results |= {kind: run_study(f"{kind}-{stamp}", kind, args, tokens, work, storage) for kind in pruners}
     unpruned = results["none"]
     whole_runs = not (args.resume or args.unpruned)  # else CPU and wall time cover only this run's part
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials": args.trials,
-              "epochs_per_trial": args.epochs, "train_fraction": args.fraction, "sampler_seed": args.seed,
-              "resumed": bool(args.resume), "unpruned_study": args.unpruned,
-              "overrides": args.overrides, "studies": results,
-              "pruned_vs_unpruned": {kind: {
-                  "epochs_ratio": round(results[kind]["epochs_trained"] / unpruned["epochs_trained"], 2),
-                  "trial_seconds_ratio": round(results[kind]["trial_seconds"] / unpruned["trial_seconds"], 2),
-                  "best_val_accuracy_diff": round(results[kind]["best_val_accuracy"] - unpruned["best_val_accuracy"], 4),
-              } | ({"cpu_time_ratio": round(results[kind]["cpu_seconds"] / unpruned["cpu_seconds"], 2),
-                    "wall_time_ratio": round(results[kind]["wall_seconds"] / unpruned["wall_seconds"], 2)}
-                   if whole_runs else {}) for kind in pruners}}
-    print(f"\n{'pruner':<10} {'epochs':>6} {'trial s':>7} {'cpu s':>7} {'wall s':>7} {'complete':>8} {'pruned':>6} "
-          f"{'best val':>8}")
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trials": args.trials,
+        "epochs_per_trial": args.epochs,
+        "train_fraction": args.fraction,
+        "sampler_seed": args.seed,
+        "resumed": bool(args.resume),
+        "unpruned_study": args.unpruned,
+        "overrides": args.overrides,
+        "studies": results,
+        "pruned_vs_unpruned": {
+            kind: {
+                "epochs_ratio": round(results[kind]["epochs_trained"] / unpruned["epochs_trained"], 2),
+                "trial_seconds_ratio": round(results[kind]["trial_seconds"] / unpruned["trial_seconds"], 2),
+                "best_val_accuracy_diff": round(results[kind]["best_val_accuracy"] - unpruned["best_val_accuracy"], 4),
+            }
+            | (
+                {
+                    "cpu_time_ratio": round(results[kind]["cpu_seconds"] / unpruned["cpu_seconds"], 2),
+                    "wall_time_ratio": round(results[kind]["wall_seconds"] / unpruned["wall_seconds"], 2),
+                }
+                if whole_runs
+                else {}
+            )
+            for kind in pruners
+        },
+    }
+    print(
+        f"\n{'pruner':<10} {'epochs':>6} {'trial s':>7} {'cpu s':>7} {'wall s':>7} {'complete':>8} {'pruned':>6} "
+        f"{'best val':>8}"
+    )
     for r in results.values():
-        print(f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['trial_seconds']:>7} {r.get('cpu_seconds', '-'):>7} "
-              f"{r.get('wall_seconds', '-'):>7} "
-              f"{r['complete']:>8} {r['pruned']:>6} {r['best_val_accuracy']:>8}")
+        print(
+            f"{r['pruner']:<10} {r['epochs_trained']:>6} {r['trial_seconds']:>7} {r.get('cpu_seconds', '-'):>7} "
+            f"{r.get('wall_seconds', '-'):>7} "
+            f"{r['complete']:>8} {r['pruned']:>6} {r['best_val_accuracy']:>8}"
+        )
     for kind, ratios in report["pruned_vs_unpruned"].items():
         print(f"{kind}/none: {ratios}")
     suffix = f"-vs-{args.unpruned}" if args.unpruned else f"-{stamp}" if args.resume else ""

@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +65,16 @@ def subset_tokens(tokens: Path, fraction: float, out: Path) -> Path:
     for split in ("train", "val", "test"):
         sequences, labels = load_ragged(tokens / f"{split}.npz")
         rng = np.random.default_rng(0)
-        keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:round(fraction * np.sum(labels == c))]
-                               for c in (0, 1)])
+        keep = np.concatenate(
+            [rng.permutation(np.flatnonzero(labels == c))[: round(fraction * np.sum(labels == c))] for c in (0, 1)]
+        )
         keep.sort()
-        save_ragged(out / f"{split}.npz", [sequences[i] for i in keep], labels[keep],
-                    load_review_ids(tokens / f"{split}.npz")[keep])
+        save_ragged(
+            out / f"{split}.npz",
+            [sequences[i] for i in keep],
+            labels[keep],
+            load_review_ids(tokens / f"{split}.npz")[keep],
+        )
     return out
 
 
@@ -91,9 +96,14 @@ class Timer:
                 self.last = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
-                self.epochs.append({"epoch": epoch + 1, "train_seconds": self.last - self.started,
-                                    "epoch_seconds": time.perf_counter() - self.started,
-                                    "val_accuracy": float(logs["val_accuracy"])})
+                self.epochs.append(
+                    {
+                        "epoch": epoch + 1,
+                        "train_seconds": self.last - self.started,
+                        "epoch_seconds": time.perf_counter() - self.started,
+                        "val_accuracy": float(logs["val_accuracy"]),
+                    }
+                )
 
         return _Timer()
 
@@ -113,20 +123,33 @@ def run_reference(tokens: Path, epochs: int) -> dict:
     ref.fit(model, x_train, y_train, epochs=epochs, callbacks=[timer])
     started = time.perf_counter()
     _, test_accuracy = ref.evaluate(model, x_test, y_test.astype("float32"))
-    return {"epochs": timer.epochs, "n_train": len(train_ids), "n_test": len(test_ids),
-            "eval_seconds": time.perf_counter() - started, "test_accuracy": float(test_accuracy)}
+    return {
+        "epochs": timer.epochs,
+        "n_train": len(train_ids),
+        "n_test": len(test_ids),
+        "eval_seconds": time.perf_counter() - started,
+        "test_accuracy": float(test_accuracy),
+    }
 
 
 def run_pipeline(tokens: Path, epochs: int, overrides: list[str], work: Path) -> dict:
     from src.lib import batches, config
-    from src.lib.model import load_model
     from src.lib.data import load_split
+    from src.lib.model import load_model
     from src.lib.model_folder import MODEL_FILE
     from src.stages.train import HISTORY_FILE, train
 
-    cfg = config.compose([*SPEED_DEFAULTS, f"train.epochs={epochs}", *overrides,
-                          f"paths.tokens={tokens}", f"paths.padded={work / 'padded'}",
-                          f"paths.model={work / 'models'}", f"paths.reports={work / 'reports'}"])
+    cfg = config.compose(
+        [
+            *SPEED_DEFAULTS,
+            f"train.epochs={epochs}",
+            *overrides,
+            f"paths.tokens={tokens}",
+            f"paths.padded={work / 'padded'}",
+            f"paths.model={work / 'models'}",
+            f"paths.reports={work / 'reports'}",
+        ]
+    )
     train(cfg)
     rows = [line.split(",") for line in (work / "reports" / HISTORY_FILE).read_text().splitlines()]
     history = [dict(zip(rows[0], map(float, row))) for row in rows[1:]]
@@ -135,11 +158,22 @@ def run_pipeline(tokens: Path, epochs: int, overrides: list[str], work: Path) ->
     model = load_model(work / "models" / MODEL_FILE, jit_compile=cfg.train.jit_compile)
     p_positive = batches.predict(model, x_test, cfg.train)
     eval_seconds = time.perf_counter() - started
-    return {"epochs": [{"epoch": int(h["epoch"]), "train_seconds": h["train_seconds"],
-                        "epoch_seconds": h["epoch_seconds"], "val_accuracy": h["val_accuracy"]} for h in history],
-            "n_train": int(len(load_split(cfg, "train")[1])), "n_test": len(y_test),
-            "eval_seconds": eval_seconds, "test_accuracy": float(np.mean((p_positive >= 0.5) == y_test)),
-            "config": cfg.to_dict()}
+    return {
+        "epochs": [
+            {
+                "epoch": int(h["epoch"]),
+                "train_seconds": h["train_seconds"],
+                "epoch_seconds": h["epoch_seconds"],
+                "val_accuracy": h["val_accuracy"],
+            }
+            for h in history
+        ],
+        "n_train": int(len(load_split(cfg, "train")[1])),
+        "n_test": len(y_test),
+        "eval_seconds": eval_seconds,
+        "test_accuracy": float(np.mean((p_positive >= 0.5) == y_test)),
+        "config": cfg.to_dict(),
+    }
 
 
 # --levers: the pipeline with one speed setting changed at a time, in the same invocation, so
@@ -158,8 +192,20 @@ def side_in_subprocess(side: str, args, tokens: Path, work: Path, overrides: lis
     """Run one side in a fresh process; returns its figures plus its peak RSS."""
     out = work / f"{side.replace(' ', '_').replace(',', '')}.json"
     kind = "reference" if side == "reference" else "pipeline"
-    command = [sys.executable, __file__, "--side", kind, "--tokens", str(tokens), "--epochs", str(args.epochs),
-               "--out", str(out), *args.overrides, *overrides]
+    command = [
+        sys.executable,
+        __file__,
+        "--side",
+        kind,
+        "--tokens",
+        str(tokens),
+        "--epochs",
+        str(args.epochs),
+        "--out",
+        str(out),
+        *args.overrides,
+        *overrides,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     proc = subprocess.Popen(command, env=env, cwd=work)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -172,12 +218,14 @@ def side_in_subprocess(side: str, args, tokens: Path, work: Path, overrides: lis
 
 def summarize(result: dict) -> dict:
     train_seconds = statistics.median(e["train_seconds"] for e in result["epochs"])
-    return {"median_train_seconds": round(train_seconds, 1),
-            "median_epoch_seconds": round(statistics.median(e["epoch_seconds"] for e in result["epochs"]), 1),
-            "train_reviews_per_s": round(result["n_train"] / train_seconds, 1),
-            "eval_reviews_per_s": round(result["n_test"] / result["eval_seconds"], 1),
-            "best_val_accuracy": round(max(e["val_accuracy"] for e in result["epochs"]), 4),
-            "test_accuracy": round(result["test_accuracy"], 4)}
+    return {
+        "median_train_seconds": round(train_seconds, 1),
+        "median_epoch_seconds": round(statistics.median(e["epoch_seconds"] for e in result["epochs"]), 1),
+        "train_reviews_per_s": round(result["n_train"] / train_seconds, 1),
+        "eval_reviews_per_s": round(result["n_test"] / result["eval_seconds"], 1),
+        "best_val_accuracy": round(max(e["val_accuracy"] for e in result["epochs"]), 4),
+        "test_accuracy": round(result["test_accuracy"], 4),
+    }
 
 
 def main() -> None:
@@ -196,13 +244,17 @@ def main() -> None:
     args = parser.parse_intermixed_args()  # options may come after the overrides
 
     if args.side:  # a child process: one side, figures to --out
-        result = (run_reference(args.tokens, args.epochs) if args.side == "reference"
-                  else run_pipeline(args.tokens, args.epochs, args.overrides, Path.cwd()))
+        result = (
+            run_reference(args.tokens, args.epochs)
+            if args.side == "reference"
+            else run_pipeline(args.tokens, args.epochs, args.overrides, Path.cwd())
+        )
         args.out.write_text(json.dumps(result))
         return
 
-    name = args.name or "-".join([f"e{args.epochs}", f"f{args.fraction:g}", *args.overrides]
-                                 + (["levers"] if args.levers else [])).replace("=", "_")
+    name = args.name or "-".join(
+        [f"e{args.epochs}", f"f{args.fraction:g}", *args.overrides] + (["levers"] if args.levers else [])
+    ).replace("=", "_")
     work = WORK / f"speed-{name}"
     work.mkdir(parents=True, exist_ok=True)
     tokens = prepare_tokens(args.archive, args.sha256)
@@ -212,37 +264,60 @@ def main() -> None:
     sides = {"pipeline": side_in_subprocess("pipeline", args, tokens, work)}
     if not args.skip_reference:
         sides["reference"] = side_in_subprocess("reference", args, tokens, work)
-    for lever, overrides in (LEVERS.items() if args.levers else ()):
+    for lever, overrides in LEVERS.items() if args.levers else ():
         sides[lever] = side_in_subprocess(lever, args, tokens, work, overrides)
-    report = {"name": name, "epochs": args.epochs, "fraction": args.fraction, "overrides": args.overrides,
-              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "sides": {side: {"summary": summarize(r), "peak_rss_mib": r["peak_rss_mib"], "epochs": r["epochs"],
-                               "eval_seconds": round(r["eval_seconds"], 1), "n_train": r["n_train"], "n_test": r["n_test"]}
-                        for side, r in sides.items()}}
+    report = {
+        "name": name,
+        "epochs": args.epochs,
+        "fraction": args.fraction,
+        "overrides": args.overrides,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "sides": {
+            side: {
+                "summary": summarize(r),
+                "peak_rss_mib": r["peak_rss_mib"],
+                "epochs": r["epochs"],
+                "eval_seconds": round(r["eval_seconds"], 1),
+                "n_train": r["n_train"],
+                "n_test": r["n_test"],
+            }
+            for side, r in sides.items()
+        },
+    }
 
     print(f"\n{'side':<20} {'epoch':>5} {'train s':>8} {'epoch s':>8} {'val acc':>8}")
     for side, r in sides.items():
         for e in r["epochs"]:
-            print(f"{side:<20} {e['epoch']:>5} {e['train_seconds']:>8.1f} {e['epoch_seconds']:>8.1f} {e['val_accuracy']:>8.4f}")
-    print(f"\n{'side':<20} {'train rev/s':>11} {'eval rev/s':>10} {'best val':>8} {'test acc':>8} {'peak MiB':>8}"
-          + ("  train x  eval x  (vs reference)" if "reference" in sides else ""))
+            print(
+                f"{side:<20} {e['epoch']:>5} {e['train_seconds']:>8.1f} {e['epoch_seconds']:>8.1f} {e['val_accuracy']:>8.4f}"
+            )
+    print(
+        f"\n{'side':<20} {'train rev/s':>11} {'eval rev/s':>10} {'best val':>8} {'test acc':>8} {'peak MiB':>8}"
+        + ("  train x  eval x  (vs reference)" if "reference" in sides else "")
+    )
     for side, r in report["sides"].items():
         s = r["summary"]
-        line = (f"{side:<20} {s['train_reviews_per_s']:>11} {s['eval_reviews_per_s']:>10} "
-                f"{s['best_val_accuracy']:>8} {s['test_accuracy']:>8} {r['peak_rss_mib']:>8}")
+        line = (
+            f"{side:<20} {s['train_reviews_per_s']:>11} {s['eval_reviews_per_s']:>10} "
+            f"{s['best_val_accuracy']:>8} {s['test_accuracy']:>8} {r['peak_rss_mib']:>8}"
+        )
         if "reference" in sides and side != "reference":
             ref = report["sides"]["reference"]["summary"]
-            r["vs_reference"] = {"train_throughput": round(s["train_reviews_per_s"] / ref["train_reviews_per_s"], 2),
-                                 "eval_throughput": round(s["eval_reviews_per_s"] / ref["eval_reviews_per_s"], 2),
-                                 "best_val_accuracy_diff": round(s["best_val_accuracy"] - ref["best_val_accuracy"], 4)}
+            r["vs_reference"] = {
+                "train_throughput": round(s["train_reviews_per_s"] / ref["train_reviews_per_s"], 2),
+                "eval_throughput": round(s["eval_reviews_per_s"] / ref["eval_reviews_per_s"], 2),
+                "best_val_accuracy_diff": round(s["best_val_accuracy"] - ref["best_val_accuracy"], 4),
+            }
             line += f"  {r['vs_reference']['train_throughput']:>7} {r['vs_reference']['eval_throughput']:>7}"
         print(line)
     if "reference" in sides:
         report["ratios"] = report["sides"]["pipeline"]["vs_reference"]
-        print(f"\npipeline/reference: training throughput x{report['ratios']['train_throughput']}, "
-              f"evaluation throughput x{report['ratios']['eval_throughput']}, "
-              f"best val accuracy {report['ratios']['best_val_accuracy_diff']:+.4f}")
+        print(
+            f"\npipeline/reference: training throughput x{report['ratios']['train_throughput']}, "
+            f"evaluation throughput x{report['ratios']['eval_throughput']}, "
+            f"best val accuracy {report['ratios']['best_val_accuracy_diff']:+.4f}"
+        )
     out = write_results(f"train_speed-{name}", report)
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -16,7 +16,7 @@ import argparse
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,20 +35,44 @@ def main() -> None:
     rows = []
     for split in args.splits:
         name = f"split-{split}"
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pipeline.py"), "--name", name,
-                        f"data.val_split={split}", *args.overrides], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "pipeline.py"),
+                "--name",
+                name,
+                f"data.val_split={split}",
+                *args.overrides,
+            ],
+            check=True,
+        )
         run = json.loads((ROOT / "benchmarks" / "results" / f"pipeline-{name}.json").read_text())
         val, test = run["best_val_accuracy"], run["test"]["accuracy"]
-        rows.append({"split": split, "val_accuracy": val, "test_accuracy": test, "gap_points": round(100 * (val - test), 2),
-                     "movies": run["tokens"].get("movies"), "baseline": run.get("baseline"), "train_minutes": round(run["stages"]["train"]["seconds"] / 60, 1)})
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-              "overrides": args.overrides, "rows": rows}
+        rows.append(
+            {
+                "split": split,
+                "val_accuracy": val,
+                "test_accuracy": test,
+                "gap_points": round(100 * (val - test), 2),
+                "movies": run["tokens"].get("movies"),
+                "baseline": run.get("baseline"),
+                "train_minutes": round(run["stages"]["train"]["seconds"] / 60, 1),
+            }
+        )
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "overrides": args.overrides,
+        "rows": rows,
+    }
     out = write_results("val_split_gap", report)
     print(f"\n{'split':<11} {'val':>7} {'test':>7} {'val - test':>10} {'shared movies':>14} {'train min':>9}")
     for r in rows:
         shared = r["movies"]["shared"] if r["movies"] else "?"
-        print(f"{r['split']:<11} {r['val_accuracy']:>7.4f} {r['test_accuracy']:>7.4f} {r['gap_points']:>+10.2f} "
-              f"{shared!s:>14} {r['train_minutes']:>9}")
+        print(
+            f"{r['split']:<11} {r['val_accuracy']:>7.4f} {r['test_accuracy']:>7.4f} {r['gap_points']:>+10.2f} "
+            f"{shared!s:>14} {r['train_minutes']:>9}"
+        )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -68,20 +68,32 @@ def run_id_of(reference: str, cfg: config.Config) -> str:
     model = MODEL_URI.match(reference)
     try:
         if model:
-            version = (client.get_model_version_by_alias(model["name"], model["alias"]) if model["alias"]
-                       else client.get_model_version(model["name"], model["version"]))
+            version = (
+                client.get_model_version_by_alias(model["name"], model["alias"])
+                if model["alias"]
+                else client.get_model_version(model["name"], model["version"])
+            )
             return version.run_id
         if RUN_ID.match(reference):
             return client.get_run(reference).info.run_id
     except MlflowException as exc:
         raise UserError(f"cannot find {reference} in {tracking.tracking_uri()}: {first_line(exc)}") from None
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    found = client.search_runs([experiment.experiment_id], f"tags.`dvc.experiment` = '{reference}'",
-                               order_by=["attributes.start_time DESC"]) if experiment else []
+    found = (
+        client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`dvc.experiment` = '{reference}'",
+            order_by=["attributes.start_time DESC"],
+        )
+        if experiment
+        else []
+    )
     found = [r for r in found if predictions.DIGEST_TAG.format(split="test") in r.data.tags]
     if not found:
-        raise UserError(f"{reference} is not a run id, a models:/ URI, `workspace` or a DVC experiment with an "
-                        f"evaluated run in {tracking.tracking_uri()}")
+        raise UserError(
+            f"{reference} is not a run id, a models:/ URI, `workspace` or a DVC experiment with an "
+            f"evaluated run in {tracking.tracking_uri()}"
+        )
     return found[0].info.run_id
 
 
@@ -109,8 +121,10 @@ def compare_sides(side_a: list[Run], side_b: list[Run], *, resamples: int, seed:
         try:
             if single:
                 entry = significance.compare(a[0], b[0], resamples=resamples, seed=seed).to_dict()
-                entry["runs"] = {side: {"accuracy_mean": run.accuracy, "accuracy_sd": 0.0, "accuracies": [run.accuracy]}
-                                 for side, run in (("a", a[0]), ("b", b[0]))}
+                entry["runs"] = {
+                    side: {"accuracy_mean": run.accuracy, "accuracy_sd": 0.0, "accuracies": [run.accuracy]}
+                    for side, run in (("a", a[0]), ("b", b[0]))
+                }
             else:
                 entry = significance.compare_groups(a, b, resamples=resamples, seed=seed).to_dict()
         except UserError as exc:
@@ -135,26 +149,41 @@ def format_report(result: dict) -> str:
         lines.append(f"{SPLITS[split]} ({entry['reviews']} reviews):")
         if "mcnemar" in entry:
             mc = entry["mcnemar"]
-            lines.append(f"  accuracy  A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} points, "
-                         f"95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}]; McNemar p = {mc['p']:.3g} "
-                         f"(A alone right {mc['only_a_right']}, B alone right {mc['only_b_right']})")
-            lines.append(f"  ROC AUC   A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
-                         f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+            lines.append(
+                f"  accuracy  A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} points, "
+                f"95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}]; McNemar p = {mc['p']:.3g} "
+                f"(A alone right {mc['only_a_right']}, B alone right {mc['only_b_right']})"
+            )
+            lines.append(
+                f"  ROC AUC   A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
+                f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]"
+            )
         else:
             runs, ensemble = entry["runs"], entry["ensemble"]
-            lines.append("  runs      " + "  ".join(
-                f"{side.upper()} {r['accuracy_mean']:.4f} +- {r['accuracy_sd']:.4f} ({len(r['accuracies'])} "
-                f"run{'s' if len(r['accuracies']) > 1 else ''})" for side, r in runs.items()))
-            lines.append(f"  accuracy  mean run: A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} "
-                         f"points, 95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}] over seeds and reviews "
-                         f"(two-level bootstrap), p = {_p(acc['p'], entry['bootstrap']['resamples'])}")
-            lines.append(f"  ROC AUC   mean run: A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
-                         f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]")
+            lines.append(
+                "  runs      "
+                + "  ".join(
+                    f"{side.upper()} {r['accuracy_mean']:.4f} +- {r['accuracy_sd']:.4f} ({len(r['accuracies'])} "
+                    f"run{'s' if len(r['accuracies']) > 1 else ''})"
+                    for side, r in runs.items()
+                )
+            )
+            lines.append(
+                f"  accuracy  mean run: A {acc['a']:.4f}  B {acc['b']:.4f}  B - A {_points(acc['difference'])} "
+                f"points, 95% CI [{_points(acc['ci95'][0])}, {_points(acc['ci95'][1])}] over seeds and reviews "
+                f"(two-level bootstrap), p = {_p(acc['p'], entry['bootstrap']['resamples'])}"
+            )
+            lines.append(
+                f"  ROC AUC   mean run: A {auc['a']:.4f}  B {auc['b']:.4f}  B - A {auc['difference']:+.4f}, "
+                f"95% CI [{auc['ci95'][0]:+.4f}, {auc['ci95'][1]:+.4f}]"
+            )
             if entry["seeds_note"]:
                 lines.append(f"  seeds     {entry['seeds_note']}")
-            lines.append(f"  ensemble  each side's runs averaged, an ensemble and not a run of its configuration: "
-                         f"A {ensemble['a']:.4f}  B {ensemble['b']:.4f}  B - A {_points(ensemble['difference'])} points "
-                         f"(no verdict: averaging rewards runs that err on different reviews)")
+            lines.append(
+                f"  ensemble  each side's runs averaged, an ensemble and not a run of its configuration: "
+                f"A {ensemble['a']:.4f}  B {ensemble['b']:.4f}  B - A {_points(ensemble['difference'])} points "
+                f"(no verdict: averaging rewards runs that err on different reviews)"
+            )
         lines.append(f"  verdict: {entry['verdict']}")
     return "\n".join(lines)
 
@@ -166,9 +195,14 @@ def log_on_b(cfg: config.Config, side_a: list[Run], side_b: list[Run], result: d
     tags = {}
     for split, entry in result["splits"].items():
         acc, low, high = entry["accuracy"], *entry["accuracy"]["ci95"]
-        test = (f"McNemar p={entry['mcnemar']['p']:.3g}" if "mcnemar" in entry
-                else f"mean run over seeds and reviews, p={_p(acc['p'], entry['bootstrap']['resamples'])}")
-        tags[f"compare.{against}.{split}"] = f"{_points(acc['difference'])} points [{_points(low)}, {_points(high)}], {test}: {entry['verdict']}"
+        test = (
+            f"McNemar p={entry['mcnemar']['p']:.3g}"
+            if "mcnemar" in entry
+            else f"mean run over seeds and reviews, p={_p(acc['p'], entry['bootstrap']['resamples'])}"
+        )
+        tags[f"compare.{against}.{split}"] = (
+            f"{_points(acc['difference'])} points [{_points(low)}, {_points(high)}], {test}: {entry['verdict']}"
+        )
     tags["compare.against"] = ", ".join(result["a"])
     for run in side_b:
         if run.run_id:
@@ -176,8 +210,11 @@ def log_on_b(cfg: config.Config, side_a: list[Run], side_b: list[Run], result: d
 
 
 def _parse(argv: list[str]):
-    parser = argparse.ArgumentParser(prog="python -m src.compare", description=__doc__.splitlines()[0],
-                                     epilog="example: python -m src.compare models:/imdb-lstm@champion workspace")
+    parser = argparse.ArgumentParser(
+        prog="python -m src.compare",
+        description=__doc__.splitlines()[0],
+        epilog="example: python -m src.compare models:/imdb-lstm@champion workspace",
+    )
     parser.add_argument("a", help="the baseline: run references, comma-separated")
     parser.add_argument("b", help="the challenger: run references, comma-separated")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")

@@ -53,8 +53,14 @@ def read_reviews(source) -> list[str]:
 def shown(review: str, width: int = 60) -> str:
     """The start of a review as one terminal line: runs of spaces and tabs as one space, control
     and line-separator characters escaped (a form feed shows as \\x0c, U+2028 as \\u2028)."""
-    chars = (" " if c in " \t" else c.encode("unicode_escape").decode("ascii")
-             if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in review)
+    chars = (
+        " "
+        if c in " \t"
+        else c.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+        else c
+        for c in review
+    )
     start = " ".join(part for part in "".join(chars).split(" ") if part)
     return start[:width] + ("..." if len(start) > width else "")
 
@@ -94,8 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         label = "pos" if p >= THRESHOLD else "neg"
         sys.stdout.write(f"{label}\t{p:.4f}\t{shown(review)}\n")
     if blank:
-        print(f"skipped {len(blank)} blank line(s): {', '.join(map(str, blank[:10]))}"
-              f"{' ...' if len(blank) > 10 else ''}", file=sys.stderr)
+        print(
+            f"skipped {len(blank)} blank line(s): {', '.join(map(str, blank[:10]))}{' ...' if len(blank) > 10 else ''}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.registry", description=__doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", choices=["show", "promote"], default="show")
     parser.add_argument("--version", help="the version to promote (default: the challenger)")
-    parser.add_argument("--require-significant", action="store_true",
-                        help="promote only if it beats the champion on the same validation reviews by the paired "
-                             "test (McNemar p < 0.05 and a 95%% bootstrap interval above 0)")
+    parser.add_argument(
+        "--require-significant",
+        action="store_true",
+        help="promote only if it beats the champion on the same validation reviews by the paired "
+        "test (McNemar p < 0.05 and a 95%% bootstrap interval above 0)",
+    )
     config.add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     cfg = config.from_args(args)

@@ -24,9 +24,9 @@ from pathlib import Path
 import yaml
 
 from src.lib import config, data, predictions, search_space, significance, tracked, tracking
-from src.lib.studies import PARENT_RUN_ATTR, load_study, open_storage, parent_run, storage_url
 from src.lib.artifacts import atomic_write_text
 from src.lib.errors import Terminated, UserError, command
+from src.lib.studies import PARENT_RUN_ATTR, load_study, open_storage, parent_run, storage_url
 from src.lib.text import VOCAB_FILE, Vocabulary
 
 BASELINE_ATTR = "baseline"  # trial user attribute: the trial trains the config without sampled values
@@ -50,7 +50,9 @@ def describe(trial) -> str:
     """Its value (or -), epochs run and params, as a line of a table."""
     shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     value = f"{trial.value:.4f}" if trial.value is not None else "-"
-    return f"{value:>7}  epochs {len(trial.intermediate_values)}  {shown}" + (" (baseline)" if is_baseline(trial) else "")
+    return f"{value:>7}  epochs {len(trial.intermediate_values)}  {shown}" + (
+        " (baseline)" if is_baseline(trial) else ""
+    )
 
 
 def pruning_callback(trial, worker: int):
@@ -64,8 +66,11 @@ def pruning_callback(trial, worker: int):
 
         def on_epoch_end(self, epoch, logs=None):
             value = float(logs["val_accuracy"])
-            print(f"[worker {worker}] trial {trial.number} epoch {epoch + 1}: val_accuracy {value:.4f} "
-                  f"({time.perf_counter() - self._started:.0f} s)", flush=True)
+            print(
+                f"[worker {worker}] trial {trial.number} epoch {epoch + 1}: val_accuracy {value:.4f} "
+                f"({time.perf_counter() - self._started:.0f} s)",
+                flush=True,
+            )
             trial.report(value, step=epoch + 1)
             if trial.should_prune():
                 mlflow.set_tag("optuna.state", "PRUNED")
@@ -80,17 +85,30 @@ def objective(trial, cfg: config.Config, overrides: list[str], worker: int) -> f
     import mlflow
     import optuna
 
-    trial_cfg = config.compose(with_values(overrides, search_space.suggest(trial, cfg)) + [
-        f"train.epochs={cfg.sweep.epochs}", "train.refit=false", "train.ensemble=1", f"tracking.run_name=trial-{trial.number}"])
+    trial_cfg = config.compose(
+        with_values(overrides, search_space.suggest(trial, cfg))
+        + [
+            f"train.epochs={cfg.sweep.epochs}",
+            "train.refit=false",
+            "train.ensemble=1",
+            f"tracking.run_name=trial-{trial.number}",
+        ]
+    )
     keras.backend.clear_session()  # a fresh graph per trial: memory stays flat over a long study
     fraction = cfg.sweep.train_fraction
     train, val = data.load(trial_cfg, "train").subset(fraction, trial_cfg.train.seed), data.load(trial_cfg, "val")
     tags = {"optuna.study": cfg.sweep.study_name, "optuna.trial": str(trial.number)}
     try:
-        with tracked.fit(trial_cfg, train, val, parent_run_id=parent_run(cfg, trial.study), verbose=0,
-                         tags=tags | ({"optuna.baseline": "true"} if is_baseline(trial) else {}),
-                         params={"sweep.train_fraction": str(fraction)} if fraction < 1 else {},
-                         callbacks=[pruning_callback(trial, worker)]) as (run_id, fitted):
+        with tracked.fit(
+            trial_cfg,
+            train,
+            val,
+            parent_run_id=parent_run(cfg, trial.study),
+            verbose=0,
+            tags=tags | ({"optuna.baseline": "true"} if is_baseline(trial) else {}),
+            params={"sweep.train_fraction": str(fraction)} if fraction < 1 else {},
+            callbacks=[pruning_callback(trial, worker)],
+        ) as (run_id, fitted):
             mlflow.set_tag("optuna.state", "COMPLETE")
     except Pruned:
         raise optuna.TrialPruned() from None
@@ -103,17 +121,26 @@ def objective(trial, cfg: config.Config, overrides: list[str], worker: int) -> f
 
 def progress(cfg: config.Config, worker: int):
     """Optuna callback: a line per finished trial, and a new best on the parent run (best_val_accuracy, best.*)."""
+
     def report(study, trial) -> None:
-        best = max((t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: t.value, default=trial)
+        best = max(
+            (t for t in study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: t.value, default=trial
+        )
         done = finished(study)
-        print(f"[worker {worker}] trial {trial.number:>3} {trial.state.name:<8} {describe(trial)} | best trial {best.number}, "
-              f"{done}/{cfg.sweep.n_trials} finished", flush=True)
+        print(
+            f"[worker {worker}] trial {trial.number:>3} {trial.state.name:<8} {describe(trial)} | best trial {best.number}, "
+            f"{done}/{cfg.sweep.n_trials} finished",
+            flush=True,
+        )
         if best.number == trial.number and trial.value is not None:
             # Stepped by trials finished, not by trial number: with several workers a lower-numbered
             # trial can finish later, and MLflow shows a metric's value at its highest step.
-            tracking.log_to_run(study.user_attrs[PARENT_RUN_ATTR], metrics={"best_val_accuracy": best.value},
-                                step=done,
-                                tags={"best_trial": best.number} | {f"best.{k}": v for k, v in best.params.items()})
+            tracking.log_to_run(
+                study.user_attrs[PARENT_RUN_ATTR],
+                metrics={"best_val_accuracy": best.value},
+                step=done,
+                tags={"best_trial": best.number} | {f"best.{k}": v for k, v in best.params.items()},
+            )
 
     return report
 
@@ -148,14 +175,23 @@ def work(cfg: config.Config, overrides: list[str]) -> object:
     elif PARENT_RUN_ATTR in study.user_attrs:  # a study resumed, or joined: its run is running (again)
         tracking.open_study_run(cfg, study.user_attrs[PARENT_RUN_ATTR])
     done = finished(study)
-    print(f"[worker {cfg.sweep.worker}] study {cfg.sweep.study_name!r} in {storage_url(cfg)}: "
-          f"{done}/{cfg.sweep.n_trials} trials finished", flush=True)
+    print(
+        f"[worker {cfg.sweep.worker}] study {cfg.sweep.study_name!r} in {storage_url(cfg)}: "
+        f"{done}/{cfg.sweep.n_trials} trials finished",
+        flush=True,
+    )
     status = "FAILED"
     try:
         if done < cfg.sweep.n_trials:
-            cap = optuna.study.MaxTrialsCallback(cfg.sweep.n_trials, states=tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED))
-            study.optimize(lambda trial: objective(trial, cfg, overrides, cfg.sweep.worker), n_trials=cfg.sweep.n_trials - done,
-                           callbacks=[progress(cfg, cfg.sweep.worker), cap], gc_after_trial=True)
+            cap = optuna.study.MaxTrialsCallback(
+                cfg.sweep.n_trials, states=tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
+            )
+            study.optimize(
+                lambda trial: objective(trial, cfg, overrides, cfg.sweep.worker),
+                n_trials=cfg.sweep.n_trials - done,
+                callbacks=[progress(cfg, cfg.sweep.worker), cap],
+                gc_after_trial=True,
+            )
         status = "FINISHED"
     except (KeyboardInterrupt, Terminated):
         status = "KILLED"
@@ -173,8 +209,12 @@ def save_plots(study, out_dir: Path) -> None:
     """Optuna's plots as HTML files; a plot that needs more finished trials is skipped."""
     import optuna.visualization as vis
 
-    for plot in (vis.plot_optimization_history, vis.plot_parallel_coordinate, vis.plot_param_importances,
-                 vis.plot_intermediate_values):
+    for plot in (
+        vis.plot_optimization_history,
+        vis.plot_parallel_coordinate,
+        vis.plot_param_importances,
+        vis.plot_intermediate_values,
+    ):
         try:
             plot(study).write_html(out_dir / f"{plot.__name__.removeprefix('plot_')}.html", include_plotlyjs="cdn")
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
@@ -186,12 +226,17 @@ def write_preset(cfg: config.Config, overrides: list[str], best_params: dict) ->
     name = cfg.sweep.preset or f"sweep-{cfg.sweep.study_name}"
     own = [o for o in overrides if not o.lstrip("+~").startswith(("sweep.", "paths.", "tracking."))]
     best, default = config.compose(with_values(own, best_params)).to_dict(), config.compose([]).to_dict()
-    diff = {section: {k: v for k, v in best[section].items() if v != default[section][k]}
-            for section in search_space.TUNABLE_SECTIONS}
+    diff = {
+        section: {k: v for k, v in best[section].items() if v != default[section][k]}
+        for section in search_space.TUNABLE_SECTIONS
+    }
     path = EXPERIMENTS_DIR / f"{name}.yaml"
-    atomic_write_text(path, f"# @package _global_\n# Best trial of the Optuna study {cfg.sweep.study_name!r} (written by "
-                            f"`python -m src.sweep`): only what differs from conf/.\n"
-                            + yaml.safe_dump({k: v for k, v in diff.items() if v}, sort_keys=False))
+    atomic_write_text(
+        path,
+        f"# @package _global_\n# Best trial of the Optuna study {cfg.sweep.study_name!r} (written by "
+        f"`python -m src.sweep`): only what differs from conf/.\n"
+        + yaml.safe_dump({k: v for k, v in diff.items() if v}, sort_keys=False),
+    )
     return name, path
 
 
@@ -206,7 +251,8 @@ def baseline_test(baseline, best, parent_run_id: str) -> str:
     except UserError as exc:
         return f" (no paired test: {exc})"
     verdict = {"B is better": "the best trial is better", "A is better": "the baseline is better"}.get(
-        compared.verdict, compared.verdict)
+        compared.verdict, compared.verdict
+    )
     line = f"; paired on {compared.reviews} validation reviews: {significance.summary(compared)}: {verdict}"
     tracking.log_to_run(parent_run_id, tags={"baseline_test": line.removeprefix("; ")})
     return line + " (the best was chosen on these reviews: optimistic)"
@@ -227,22 +273,36 @@ def sweep(cfg: config.Config, overrides: list[str]) -> dict:
     name, path = write_preset(cfg, overrides, best.params)
     tracking.log_to_run(study.user_attrs[PARENT_RUN_ATTR], tags={"preset": name})
     baseline = next((t for t in complete if is_baseline(t)), None)
-    versus = "" if baseline is None else (
-        "\nno sampled configuration beat the baseline (the config without the sweep)" if baseline.number == best.number else
-        f"\nbest vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy"
-        + baseline_test(baseline, best, study.user_attrs[PARENT_RUN_ATTR]))
-    print(f"best val_accuracy {best.value:.4f} (trial {best.number}): {describe(best)}; {time.perf_counter() - started:.0f}s"
-          f"{versus}\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n  python -m src.stages.train "
-          f"experiment={name}\n  dvc exp run -S experiment={name}")
-    return {"best_value": best.value, "best_params": best.params, "preset": name,
-            "parent_run_id": study.user_attrs[PARENT_RUN_ATTR]}
+    versus = (
+        ""
+        if baseline is None
+        else (
+            "\nno sampled configuration beat the baseline (the config without the sweep)"
+            if baseline.number == best.number
+            else f"\nbest vs baseline (trial {baseline.number}): {best.value - baseline.value:+.4f} val_accuracy"
+            + baseline_test(baseline, best, study.user_attrs[PARENT_RUN_ATTR])
+        )
+    )
+    print(
+        f"best val_accuracy {best.value:.4f} (trial {best.number}): {describe(best)}; {time.perf_counter() - started:.0f}s"
+        f"{versus}\nwrote {path.relative_to(EXPERIMENTS_DIR.parent)}; retrain with:\n  python -m src.stages.train "
+        f"experiment={name}\n  dvc exp run -S experiment={name}"
+    )
+    return {
+        "best_value": best.value,
+        "best_params": best.params,
+        "preset": name,
+        "parent_run_id": study.user_attrs[PARENT_RUN_ATTR],
+    }
 
 
 @command
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--params"]:
-        raise UserError("the sweep composes conf/ with overrides (it gives them to every trial); --params is a DVC stage's")
+        raise UserError(
+            "the sweep composes conf/ with overrides (it gives them to every trial); --params is a DVC stage's"
+        )
     sweep(config.from_argv(argv, usage=__doc__), argv)
 
 

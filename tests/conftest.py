@@ -27,23 +27,37 @@ from src.lib import config
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-POSITIVE = ["a wonderful film, great acting and a brilliant story",
-            "great fun, I loved it: excellent and moving",
-            "brilliant, wonderful, superb<br />a great film"]
-NEGATIVE = ["an awful film, terrible acting and a boring story",
-            "boring and dull, I hated it: awful waste",
-            "terrible, awful, worst<br />a boring film"]
+POSITIVE = [
+    "a wonderful film, great acting and a brilliant story",
+    "great fun, I loved it: excellent and moving",
+    "brilliant, wonderful, superb<br />a great film",
+]
+NEGATIVE = [
+    "an awful film, terrible acting and a boring story",
+    "boring and dull, I hated it: awful waste",
+    "terrible, awful, worst<br />a boring film",
+]
 
 # Small enough to train in a second or two, big enough to learn the toy sentiment.
 # One direction: a bidirectional LSTM doubles the seconds TensorFlow spends tracing every new
 # model (tests/test_train_evaluate.py trains the default, bidirectional one).
-TINY_OVERRIDES = ["data.num_words=40", "data.maxlen=12", "data.val_fraction=0.25",
-                  "model.embedding_dim=8", "model.units=8", "model.bidirectional=false", "train.epochs=2",
-                  "train.batch_size=8", "train.learning_rate=0.02", "train.eval_batch_size=16",
-                  "train.ensemble=1", "pretrain.method=none",  # word2vec's own tests: tests/test_pretrain.py
-                  # The default trains adversarially; epsilon is on the embeddings' scale, and the
-                  # tiny model's 8-wide random ones are far smaller than word2vec's.
-                  "train.adversarial_epsilon=0.1"]
+TINY_OVERRIDES = [
+    "data.num_words=40",
+    "data.maxlen=12",
+    "data.val_fraction=0.25",
+    "model.embedding_dim=8",
+    "model.units=8",
+    "model.bidirectional=false",
+    "train.epochs=2",
+    "train.batch_size=8",
+    "train.learning_rate=0.02",
+    "train.eval_batch_size=16",
+    "train.ensemble=1",
+    "pretrain.method=none",  # word2vec's own tests: tests/test_pretrain.py
+    # The default trains adversarially; epsilon is on the embeddings' scale, and the
+    # tiny model's 8-wide random ones are far smaller than word2vec's.
+    "train.adversarial_epsilon=0.1",
+]
 
 
 # Files whose tests start many processes or servers (a minute or two each) run first: under
@@ -58,8 +72,12 @@ def pytest_collection_modifyitems(items):
 
 def project_sources_status() -> str:
     """git's view of the project's sources (changed and new files), which no test may write."""
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "conf", "experiments"],
-                          cwd=PROJECT, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "conf", "experiments"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def pytest_sessionstart(session):
@@ -71,7 +89,9 @@ def pytest_sessionfinish(session, exitstatus):
     # here once the run is over (the controller only, under pytest-xdist), not committed later.
     if hasattr(session.config, "workerinput"):
         return
-    written = sorted(set(project_sources_status().splitlines()) - set(session.config.project_sources_before.splitlines()))
+    written = sorted(
+        set(project_sources_status().splitlines()) - set(session.config.project_sources_before.splitlines())
+    )
     if written:
         print(f"\ntests wrote into the project's sources: {written}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -99,13 +119,13 @@ def movie_files(per_folder: int = 16, per_movie: int = 4, unsup: int = 8) -> dic
             files[f"aclImdb/{split}/urls_{label}.txt"] = ("\n".join(urls) + "\n").encode()
     for i in range(unsup):
         files[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabeled review {i} of some film".encode()
-    files["aclImdb/train/urls_unsup.txt"] = "".join(f"http://www.imdb.com/title/ttunsup{i}/usercomments\n"
-                                                     for i in range(unsup)).encode()
+    files["aclImdb/train/urls_unsup.txt"] = "".join(
+        f"http://www.imdb.com/title/ttunsup{i}/usercomments\n" for i in range(unsup)
+    ).encode()
     return files
 
 
-def write_archive(path: Path, files: dict[str, bytes], links: dict[str, str] = (),
-                  mode: str = "w:gz") -> str:
+def write_archive(path: Path, files: dict[str, bytes], links: dict[str, str] = (), mode: str = "w:gz") -> str:
     """Write a tar archive of files (and symlinks name -> target); return its sha256."""
     with tarfile.open(path, mode) as tar:
         for name, content in files.items():
@@ -197,17 +217,32 @@ def prepared_cfg(tiny_cfg, tiny_archive):
     return tiny_cfg
 
 
-SPACE = ["sweep.space.model.units.low=4", "sweep.space.model.units.high=8",
-         "sweep.space.data.maxlen.low=8", "sweep.space.data.maxlen.high=16", "sweep.space.data.maxlen.step=4"]
+SPACE = [
+    "sweep.space.model.units.low=4",
+    "sweep.space.model.units.high=8",
+    "sweep.space.data.maxlen.low=8",
+    "sweep.space.data.maxlen.high=16",
+    "sweep.space.data.maxlen.step=4",
+]
 
 
 @pytest.fixture
 def sweep_overrides(tmp_path, tiny_archive):
     """Overrides for a tiny sweep whose data stages have run, with its stores under tmp_path."""
-    overrides = TINY_OVERRIDES + output_paths(tmp_path / "out") + archive_overrides(tiny_archive) + SPACE + [
-        # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
-        "train.epochs=5", f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.epochs=2", "sweep.pruner=none",
-        "sweep.preset=tiny-best"]
+    overrides = (
+        TINY_OVERRIDES
+        + output_paths(tmp_path / "out")
+        + archive_overrides(tiny_archive)
+        + SPACE
+        + [
+            # train.epochs is what a retrained winner uses; sweep.epochs caps each trial.
+            "train.epochs=5",
+            f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}",
+            "sweep.epochs=2",
+            "sweep.pruner=none",
+            "sweep.preset=tiny-best",
+        ]
+    )
     cfg = config.compose(overrides)
     from src.stages import download, pad, tokenize
 
@@ -238,11 +273,18 @@ def wait_until_serving(server: subprocess.Popen, url: str, seconds: int = 300) -
         time.sleep(1)
 
 
-def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,
-               timeout: int = 300) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run `python -m <module>` as a user would; output captured as text."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @contextlib.contextmanager
@@ -278,15 +320,19 @@ def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
 def copy_project(dest: Path) -> Path:
     """The project's tracked sources in a fresh git + DVC repository (no data, lock or stores)."""
     for name in ("src", "conf", "experiments"):
-        shutil.copytree(PROJECT / name, dest / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(PROJECT / name, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(PROJECT / name, dest / name)
     (dest / ".dvc").mkdir()
     for name in ("config", ".gitignore"):
         shutil.copy(PROJECT / ".dvc" / name, dest / ".dvc" / name)
-    for command in (["init", "-q"], ["config", "user.name", "test"], ["config", "user.email", "test@example.com"],
-                    ["add", "-A"], ["commit", "-qm", "project"]):
+    for command in (
+        ["init", "-q"],
+        ["config", "user.name", "test"],
+        ["config", "user.email", "test@example.com"],
+        ["add", "-A"],
+        ["commit", "-qm", "project"],
+    ):
         # A repository-local identity: DVC's experiment commits need one, CI may have none.
         subprocess.run(["git", *command], cwd=dest, check=True)
     return dest
@@ -298,7 +344,9 @@ def tiny_preset(archive_url: str, archive: Path) -> str:
     for override in TINY_OVERRIDES + archive_overrides(archive_url, archive):
         key, value = override.split("=", 1)
         section, name = key.split(".")
-        tree.setdefault(section, {})[name] = value if section == "data" and name in ("url", "sha256") else yaml.safe_load(value)
+        tree.setdefault(section, {})[name] = (
+            value if section == "data" and name in ("url", "sha256") else yaml.safe_load(value)
+        )
     return "# @package _global_\n" + yaml.safe_dump(tree)
 
 
@@ -323,8 +371,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -357,8 +404,11 @@ def wait_for_trial_epoch(storage: str, procs: list[subprocess.Popen], seconds: f
             assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
             assert time.monotonic() < deadline, f"no trial reported an epoch within {seconds} s"
             try:
-                running = [t for t in study_trials(opened)
-                           if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+                running = [
+                    t
+                    for t in study_trials(opened)
+                    if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values
+                ]
             except KeyError:  # the study is not created yet
                 running = []
             if running:

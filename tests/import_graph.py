@@ -31,8 +31,10 @@ def imports(module: str) -> dict[str, list[str]]:
                 names = [alias.name for alias in child.names]
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
                 # `from src.lib import config` names a module; `from src.lib.data import load` a name in one.
-                names = [f"{child.module}.{alias.name}" if f"{child.module}.{alias.name}" in known else child.module
-                         for alias in child.names]
+                names = [
+                    f"{child.module}.{alias.name}" if f"{child.module}.{alias.name}" in known else child.module
+                    for alias in child.names
+                ]
             for name in names:
                 if name in known and name != module:
                     found.setdefault(name, []).append(where)
@@ -56,7 +58,7 @@ def closure(module: str) -> set[str]:
 
 
 def layer(module: str) -> str:
-    """"library" (src.lib.*), "stage" (src.stages.*), "command" (src.<name>) or "package" (an __init__)."""
+    """ "library" (src.lib.*), "stage" (src.stages.*), "command" (src.<name>) or "package" (an __init__)."""
     if modules()[module].name == "__init__.py":
         return "package"
     if module.startswith("src.lib."):

@@ -4,7 +4,6 @@ reach, the training it changes, and a saved model that is the plain classifier."
 from __future__ import annotations
 
 import csv
-import json
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +26,13 @@ def test_the_perturbation_has_norm_epsilon_per_review_and_leaves_padding_alone()
     gradient = rng.normal(size=(3, 6, 4)).astype(np.float32) * np.array([1, 1e-9, 1e3], np.float32)[:, None, None]
     mask = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]], bool)
     r = np.asarray(perturbation(tf.constant(gradient), tf.constant(mask), 5.0))
-    assert np.sqrt((r ** 2).sum(axis=(1, 2))) == pytest.approx([5.0, 5.0, 5.0], rel=1e-4)  # tiny or large gradients
+    assert np.sqrt((r**2).sum(axis=(1, 2))) == pytest.approx([5.0, 5.0, 5.0], rel=1e-4)  # tiny or large gradients
     assert np.all(r[~mask] == 0)
     # Along the gradient, on the words it moves.
     direction = gradient * mask[:, :, None]
-    cosine = (r * direction).sum(axis=(1, 2)) / (np.linalg.norm(r, axis=(1, 2)) * np.linalg.norm(direction, axis=(1, 2)))
+    cosine = (r * direction).sum(axis=(1, 2)) / (
+        np.linalg.norm(r, axis=(1, 2)) * np.linalg.norm(direction, axis=(1, 2))
+    )
     assert cosine == pytest.approx([1.0, 1.0, 1.0], rel=1e-4)
 
 
@@ -57,9 +58,13 @@ def test_an_adversarially_trained_model_is_saved_and_served_as_a_plain_classifie
     assert classifier.predict_proba(["a wonderful film", "an awful film"]).shape == (2,)
 
     # The same seed without the adversarial term trains other weights.
-    plain_cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, adversarial="none"),
-                        paths=replace(prepared_cfg.paths, model=str(tmp_path / "plain" / "models"),
-                                            reports=str(tmp_path / "plain" / "reports")))
+    plain_cfg = replace(
+        prepared_cfg,
+        train=replace(prepared_cfg.train, adversarial="none"),
+        paths=replace(
+            prepared_cfg.paths, model=str(tmp_path / "plain" / "models"), reports=str(tmp_path / "plain" / "reports")
+        ),
+    )
     train.train(plain_cfg)
     assert "adversarial_loss" not in history(plain_cfg)[0]
     assert float(history(plain_cfg)[0]["loss"]) != float(rows[0]["loss"])
@@ -99,14 +104,19 @@ def test_the_virtual_adversarial_direction_moves_predictions_more_than_a_random_
     virtual = trainer._virtual_direction(forward, vectors, reference, mask)
     assert np.sqrt(np.sum(np.asarray(virtual) ** 2, axis=(1, 2))) == pytest.approx(0.5, rel=1e-3)
     random = perturbation(tf.random.normal(tf.shape(vectors), seed=1), mask, 0.5)
-    assert float(binary_kl(reference, forward(vectors + virtual))) > 2 * float(binary_kl(reference, forward(vectors + random)))
+    assert float(binary_kl(reference, forward(vectors + virtual))) > 2 * float(
+        binary_kl(reference, forward(vectors + random))
+    )
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.adversarial=fgsm", "train.adversarial must be one of none, at, vat, got 'fgsm'"),
-    ("train.adversarial_epsilon=0", "train.adversarial_epsilon must be > 0"),
-    ("train.vat_unlabeled_ratio=0", "train.vat_unlabeled_ratio must be > 0"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.adversarial=fgsm", "train.adversarial must be one of none, at, vat, got 'fgsm'"),
+        ("train.adversarial_epsilon=0", "train.adversarial_epsilon must be > 0"),
+        ("train.vat_unlabeled_ratio=0", "train.vat_unlabeled_ratio must be > 0"),
+    ],
+)
 def test_bad_adversarial_settings_are_one_line(override, message):
     with pytest.raises(UserError, match=message):
         config.compose([override])
@@ -122,7 +132,8 @@ def test_the_unlabeled_split_holds_no_review_of_a_validation_movie_and_no_labele
     # of their own, 7 of a test movie.
     movie = {**{i: f"tttrain{i:04d}" for i in range(4)}, 4: "ttunsup4", 5: "ttunsup5", 6: "ttunsup6", 7: "tttest0001"}
     files["aclImdb/train/urls_unsup.txt"] = "".join(
-        f"http://www.imdb.com/title/{movie[i]}/usercomments\n" for i in range(8)).encode()
+        f"http://www.imdb.com/title/{movie[i]}/usercomments\n" for i in range(8)
+    ).encode()
     archive = tmp_path / "unsup.tar.gz"
     write_archive(archive, files)
     cfg = with_archive(tiny_cfg, archive)
@@ -136,7 +147,9 @@ def test_the_unlabeled_split_holds_no_review_of_a_validation_movie_and_no_labele
     val_movies = {movies[texts.index(text)] for text, _, _ in splits["val"]}
     assert val_movies and val_movies < {f"http://www.imdb.com/title/tttrain{i:04d}/usercomments" for i in range(4)}
     kept = data.load(cfg, data.UNLABELED)
-    expected = [i for i in range(7) if not (i < 4 and f"http://www.imdb.com/title/tttrain{i:04d}/usercomments" in val_movies)]
+    expected = [
+        i for i in range(7) if not (i < 4 and f"http://www.imdb.com/title/tttrain{i:04d}/usercomments" in val_movies)
+    ]
     assert kept.review_ids.tolist() == expected and len(expected) < 8  # some excluded, the rest kept
     assert np.all(kept.y == data.NO_LABEL) and np.count_nonzero(kept.x, axis=1).min() > 0
     # Their texts are no validation or test review's.
@@ -154,24 +167,27 @@ def test_each_training_batch_carries_unlabeled_reviews_that_fit_its_length():
     y = rng.integers(0, 2, size=64)
     # Unlabeled review i starts with the marker id 1000 + i, so a batch row names its source.
     unlabeled_lengths = rng.integers(3, 30, size=40)
-    unlabeled = np.array([[1000 + i] + [3] * (n - 1) + [0] * (30 - n) for i, n in enumerate(unlabeled_lengths)],
-                         np.int32)
+    unlabeled = np.array(
+        [[1000 + i] + [3] * (n - 1) + [0] * (30 - n) for i, n in enumerate(unlabeled_lengths)], np.int32
+    )
     seen = set()
     for xb, yb in batches.training_dataset(x, y, cfg, unlabeled).as_numpy_iterator():
-        extra = xb[len(yb):]
+        extra = xb[len(yb) :]
         assert len(extra) == round(len(yb) * 0.5)
         for row in extra:
             source = int(row[0]) - 1000
-            assert 0 <= source < 40 and np.array_equal(row, unlabeled[source, :xb.shape[1]])
+            assert 0 <= source < 40 and np.array_equal(row, unlabeled[source, : xb.shape[1]])
             # Fits, adding no steps; or, when fewer fit than the batch takes, among the shortest.
             assert unlabeled_lengths[source] <= max(xb.shape[1], np.sort(unlabeled_lengths)[len(extra) - 1])
             seen.add(source)
-        assert np.all(xb[:len(yb), 0] == 2)  # the labeled rows first
+        assert np.all(xb[: len(yb), 0] == 2)  # the labeled rows first
     assert len(seen) >= 15  # drawn across the unlabeled reviews, not a few
 
 
-@pytest.mark.parametrize("overrides", [[], ["model.pooling=mean"], ["model.pooling=last", "model.bidirectional=false"],
-                                       ["experiment=lecture12"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["model.pooling=mean"], ["model.pooling=last", "model.bidirectional=false"], ["experiment=lecture12"]],
+)
 def test_the_classifier_from_its_embedded_words_is_the_classifier(overrides):
     from src.lib.model import build_model, classify_vectors
 
@@ -190,8 +206,15 @@ def test_one_step_follows_the_gradient_of_the_clean_plus_the_adversarial_loss():
     from src.lib.model import build_model, classify_vectors
 
     keras.utils.set_random_seed(0)
-    cfg = config.compose(["model.dropout=0", "model.embedding_dim=4", "model.units=3", "train.adversarial=at",
-                          "train.adversarial_epsilon=2"])
+    cfg = config.compose(
+        [
+            "model.dropout=0",
+            "model.embedding_dim=4",
+            "model.units=3",
+            "train.adversarial=at",
+            "train.adversarial_epsilon=2",
+        ]
+    )
     model = build_model(cfg.model, 20)
     tokens = tf.constant([[2, 3, 4, 0], [5, 6, 7, 8], [9, 0, 0, 0]], tf.int32)
     y = tf.constant([1.0, 0.0, 1.0])
@@ -206,8 +229,9 @@ def test_one_step_follows_the_gradient_of_the_clean_plus_the_adversarial_loss():
     direction = perturbation(tape.gradient(clean, vectors), mask, 2.0)
     with tf.GradientTape() as tape:
         vectors = embedding(tokens)
-        total = bce(y, classify_vectors(model, vectors, mask)[:, 0]) + \
-            bce(y, classify_vectors(model, vectors + direction, mask)[:, 0])
+        total = bce(y, classify_vectors(model, vectors, mask)[:, 0]) + bce(
+            y, classify_vectors(model, vectors + direction, mask)[:, 0]
+        )
     expected = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, model.trainable_weights)]
     before = [w.numpy().copy() for w in model.trainable_weights]
 

@@ -20,15 +20,19 @@ from src.stages import baseline, download, tokenize
 
 @pytest.mark.parametrize("method, val_split", [("nblr", "movie"), ("tfidf", "movie"), ("nblr", "random")])
 def test_the_baseline_fits_the_lstms_training_split_and_scores_its_test_reviews(tiny_cfg, method, val_split):
-    cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, val_split=val_split),
-                  baseline=config.compose([f"baseline={method}"]).baseline)
+    cfg = replace(
+        tiny_cfg,
+        data=replace(tiny_cfg.data, val_split=val_split),
+        baseline=config.compose([f"baseline={method}"]).baseline,
+    )
     download.download(cfg)
     tokenize.tokenize(cfg)
     metrics = baseline.fit_and_score(cfg)
     written = json.loads((Path(cfg.paths.reports) / baseline.METRICS_FILE).read_text())
     assert written == metrics and 0.5 < metrics["accuracy"] <= 1 and metrics["features"] > 0
-    [run] = mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list",
-                               filter_string=f"tags.baseline = '{method}'")
+    [run] = mlflow.search_runs(
+        experiment_names=[cfg.tracking.experiment], output_format="list", filter_string=f"tags.baseline = '{method}'"
+    )
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"] and run.info.run_name == f"baseline-{method}"
     assert run.data.metrics["val_accuracy"] == metrics["val_accuracy"] and "test_val_accuracy" not in run.data.metrics
     # The same reviews as the LSTM's: its validation and test splits, review by review; the
@@ -64,12 +68,15 @@ def test_the_log_count_ratio_weighs_words_by_the_label_they_mark():
     assert scaled.toarray()[0] == pytest.approx([np.log(3), 0.0, 0.0])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["baseline.C=0"], "baseline.C must be > 0"),
-    (["baseline.method=svm"], "baseline.method must be one of nblr, tfidf, got 'svm'"),
-    (["baseline=tfidf", "baseline.method=nblr"], "baseline.sublinear_tf is TF-IDF's"),
-    (["blend.weight_step=0"], "blend.weight_step must be in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["baseline.C=0"], "baseline.C must be > 0"),
+        (["baseline.method=svm"], "baseline.method must be one of nblr, tfidf, got 'svm'"),
+        (["baseline=tfidf", "baseline.method=nblr"], "baseline.sublinear_tf is TF-IDF's"),
+        (["blend.weight_step=0"], "blend.weight_step must be in (0, 1]"),
+    ],
+)
 def test_bad_baseline_settings_are_one_line(overrides, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.compose(overrides)

@@ -19,9 +19,12 @@ REVIEWS = 400
 
 
 def write_predictions(cfg, name: str, probability, label, review_id) -> None:
-    predictions.save(Path(cfg.paths.reports) / predictions.DIRECTORY / name,
-                     predictions.Predictions(np.asarray(probability, np.float32), np.asarray(label, np.int8),
-                                             np.asarray(review_id, np.int32)))
+    predictions.save(
+        Path(cfg.paths.reports) / predictions.DIRECTORY / name,
+        predictions.Predictions(
+            np.asarray(probability, np.float32), np.asarray(label, np.int8), np.asarray(review_id, np.int32)
+        ),
+    )
 
 
 def two_models(cfg, seed: int = 0, test_labels=None) -> None:
@@ -40,8 +43,9 @@ def two_models(cfg, seed: int = 0, test_labels=None) -> None:
         write_predictions(cfg, "baseline-" + predictions.file_name(split), nblr, label, ids)
     folder = Path(cfg.paths.model)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / model_folder.RUN_FILE).write_text(json.dumps({"run_id": "0" * 32, "model_uri": "models:/m/1",
-                                                            "best_val_accuracy": 0.5}))
+    (folder / model_folder.RUN_FILE).write_text(
+        json.dumps({"run_id": "0" * 32, "model_uri": "models:/m/1", "best_val_accuracy": 0.5})
+    )
 
 
 def test_the_blend_scores_test_with_a_weight_from_validation_and_logs_a_comparable_run(tiny_cfg):
@@ -53,8 +57,9 @@ def test_the_blend_scores_test_with_a_weight_from_validation_and_logs_a_comparab
     lstm, nblr = (predictions.load(folder / name) for name in ("test.npz", "baseline-test.npz"))
     expected = metrics["weight"] * lstm.probability + (1 - metrics["weight"]) * nblr.probability
     assert metrics["accuracy"] == pytest.approx(np.mean((expected >= 0.5) == lstm.label))
-    [run] = mlflow.search_runs(experiment_names=[tiny_cfg.tracking.experiment], output_format="list",
-                               filter_string="tags.blend = 'lstm+nblr'")
+    [run] = mlflow.search_runs(
+        experiment_names=[tiny_cfg.tracking.experiment], output_format="list", filter_string="tags.blend = 'lstm+nblr'"
+    )
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"] and run.data.metrics["weight"] == metrics["weight"]
     # Per-review predictions on the run, as `python -m src.compare` reads them.
     assert predictions.from_run(run.info.run_id, "test").probability == pytest.approx(expected)
@@ -67,8 +72,12 @@ def test_the_weight_is_chosen_without_test_labels(tiny_cfg, tmp_path):
     # The same validation predictions, test labels flipped and shuffled: a weight that read them
     # would move (on test alone, these labels favour the other end of the grid).
     for change in (lambda y: 1 - y, lambda y: np.random.default_rng(1).permutation(y)):
-        other = replace(tiny_cfg, paths=replace(tiny_cfg.paths, reports=str(tmp_path / "other" / "reports"),
-                                                model=str(tmp_path / "other" / "models")))
+        other = replace(
+            tiny_cfg,
+            paths=replace(
+                tiny_cfg.paths, reports=str(tmp_path / "other" / "reports"), model=str(tmp_path / "other" / "models")
+            ),
+        )
         two_models(other, test_labels=change)
         assert blend.blend(other)["weight"] == weight
 

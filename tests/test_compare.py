@@ -16,9 +16,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from src.lib import config, predictions, significance
-from src.stages import evaluate, train
 from src.lib.errors import UserError
 from src.lib.predictions import Predictions
+from src.stages import evaluate, train
 from tests.conftest import run_main
 
 
@@ -107,8 +107,8 @@ def runs(errors: list[int], seeds: list[int], n: int = 10_000) -> list[Predictio
 
 
 def test_runs_that_merely_disagree_with_each_other_are_no_better_though_their_ensemble_is():
-    a = runs([1000] * 3, [0, 0, 0])     # three runs of 0.90, wrong on the same reviews
-    b = runs([1000] * 3, [1, 2, 3])     # three runs of 0.90, wrong on independent reviews
+    a = runs([1000] * 3, [0, 0, 0])  # three runs of 0.90, wrong on the same reviews
+    b = runs([1000] * 3, [1, 2, 3])  # three runs of 0.90, wrong on independent reviews
     c = significance.compare_groups(a, b)
     assert c.accuracies_a == c.accuracies_b == (0.9, 0.9, 0.9) and c.accuracy_difference == 0
     low, high = c.accuracy_ci
@@ -130,17 +130,19 @@ def test_runs_each_two_points_better_make_b_better_and_the_interval_contains_the
 
 
 def test_seeds_that_disagree_more_than_the_sides_do_leave_no_detectable_difference():
-    a = runs([1000] * 3, [0, 1, 2])              # 0.90, 0.90, 0.90
-    b = runs([1200, 1000, 500], [3, 4, 5])       # 0.88, 0.90, 0.95: a mean of 0.91
+    a = runs([1000] * 3, [0, 1, 2])  # 0.90, 0.90, 0.90
+    b = runs([1200, 1000, 500], [3, 4, 5])  # 0.88, 0.90, 0.95: a mean of 0.91
     c = significance.compare_groups(a, b)
     assert c.accuracy_difference == pytest.approx(0.01)
     assert c.accuracy_ci[0] < 0 < c.accuracy_ci[1] and c.verdict == significance.NO_DIFFERENCE
     # B's luckiest seed alone is detectably better than a run of A: one seed is a draw, not a result.
     assert significance.compare(a[0], b[2]).verdict == "B is better"
     assert "A has only three seeds; B has only three seeds" in c.seeds_note
-    assert significance.few_seeds(1, 5) == ("A is a single run, so its seed-to-seed variation is not in the interval: "
-                                             "an interval over so few seeds is coarse, and more seeds per side would "
-                                             "firm it up")
+    assert significance.few_seeds(1, 5) == (
+        "A is a single run, so its seed-to-seed variation is not in the interval: "
+        "an interval over so few seeds is coarse, and more seeds per side would "
+        "firm it up"
+    )
     assert significance.few_seeds(4, 10) == ""
 
 
@@ -177,11 +179,23 @@ def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
     assert "test (32 reviews):" in lines and "validation (8 reviews):" in lines
     assert sum(line.startswith("  verdict: ") for line in lines) == 2
 
-    as_json = json.loads(run_main("src.compare", "seed-42", "models:/imdb-lstm@challenger", "--json",
-                                  "--params", params, "--resamples", "1000").stdout)
+    as_json = json.loads(
+        run_main(
+            "src.compare",
+            "seed-42",
+            "models:/imdb-lstm@challenger",
+            "--json",
+            "--params",
+            params,
+            "--resamples",
+            "1000",
+        ).stdout
+    )
     test = as_json["splits"]["test"]
-    a, b = (predictions.load(mlflow.artifacts.download_artifacts(run_id=r, artifact_path="predictions/test.npz"))
-            for r in (first, second))
+    a, b = (
+        predictions.load(mlflow.artifacts.download_artifacts(run_id=r, artifact_path="predictions/test.npz"))
+        for r in (first, second)
+    )
     assert test["accuracy"]["a"] == pytest.approx(a.accuracy) and test["accuracy"]["b"] == pytest.approx(b.accuracy)
     assert test["accuracy"]["difference"] == pytest.approx(b.accuracy - a.accuracy)
     assert test["verdict"] in ("B is better", "A is better", significance.NO_DIFFERENCE)
@@ -199,13 +213,18 @@ def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
     assert test["accuracy"]["difference"] == 0 and "mcnemar" not in test
     assert test["verdict"] == significance.NO_DIFFERENCE and "two seeds" in test["seeds_note"]
     text = run_main("src.compare", first, both, "--params", params, "--resamples", "200").stdout
-    assert "  seeds     A is a single run, so its seed-to-seed variation is not in the interval; B has only two seeds" in text
+    assert (
+        "  seeds     A is a single run, so its seed-to-seed variation is not in the interval; B has only two seeds"
+        in text
+    )
     assert "over seeds and reviews (two-level bootstrap)" in text and "McNemar" not in text
     assert "  ensemble  each side's runs averaged, an ensemble and not a run of its configuration: " in text
 
     # What cannot be compared is one line, exit status 2.
-    for reference, message in (("no-such-experiment", "is not a run id, a models:/ URI"),
-                               ("models:/imdb-lstm/9", "cannot find models:/imdb-lstm/9")):
+    for reference, message in (
+        ("no-such-experiment", "is not a run id, a models:/ URI"),
+        ("models:/imdb-lstm/9", "cannot find models:/imdb-lstm/9"),
+    ):
         done = run_main("src.compare", first, reference, "--params", params)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert done.stderr.startswith("error: ") and message in done.stderr
@@ -214,8 +233,11 @@ def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
 def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared_cfg, tmp_path, isolated_tracking):
     from tests.conftest import TINY_OVERRIDES, output_paths
 
-    overrides = TINY_OVERRIDES + output_paths(tmp_path / "out") + [f"data.url={prepared_cfg.data.url}",
-                                                                  f"data.sha256={prepared_cfg.data.sha256}"]
+    overrides = (
+        TINY_OVERRIDES
+        + output_paths(tmp_path / "out")
+        + [f"data.url={prepared_cfg.data.url}", f"data.sha256={prepared_cfg.data.sha256}"]
+    )
     assert config.compose(overrides) == prepared_cfg
     done = run_main("src.repeat", "--seeds", "2", *overrides)
     assert done.returncode == 0, done.stderr
@@ -223,8 +245,10 @@ def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared
     experiment = client.get_experiment_by_name("imdb-lstm")
     runs = client.search_runs([experiment.experiment_id])
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
-                      key=lambda r: int(r.data.tags["repeat.index"]))
+    children = sorted(
+        (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
+        key=lambda r: int(r.data.tags["repeat.index"]),
+    )
     assert [c.data.params["train.seed"] for c in children] == ["42", "43"]  # ensemble 1: consecutive seeds
     assert all(c.info.status == "FINISHED" for c in children + [parent])
     val = [c.data.metrics["best_val_accuracy"] for c in children]
@@ -235,7 +259,10 @@ def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared
     # The pipeline's own outputs and the registry are untouched.
     assert not Path(prepared_cfg.paths.model).exists() and not client.search_registered_models()
     refused = run_main("src.repeat", "--seeds", "1")
-    assert refused.returncode == 2 and refused.stderr.strip() == "error: --seeds must be >= 2 for a standard deviation, got 1"
+    assert (
+        refused.returncode == 2
+        and refused.stderr.strip() == "error: --seeds must be >= 2 for a standard deviation, got 1"
+    )
 
 
 def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predictions(tiny_cfg, monkeypatch):
@@ -248,7 +275,7 @@ def test_the_sweep_tests_its_best_trial_against_the_baseline_on_validation_predi
     from src import sweep
     from src.lib import tracking
 
-    assert float(tf.reduce_sum(tf.ones((64, 64)) @ tf.ones((64, 64)))) == 64.0 ** 3  # its thread pools are up
+    assert float(tf.reduce_sum(tf.ones((64, 64)) @ tf.ones((64, 64)))) == 64.0**3  # its thread pools are up
 
     def no_fork():
         raise AssertionError("the comparison forked a process that holds TensorFlow")

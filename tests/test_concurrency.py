@@ -22,8 +22,10 @@ with tracking.run(config.compose(["tracking.run_name=process-" + sys.argv[1]])):
 @pytest.mark.new_mlflow_store
 def test_a_new_mlflow_db_opened_by_several_processes_at_once(isolated_tracking, tmp_path):
     # Each process creates the store's tables on first use; unguarded, they trip over each other.
-    processes = [subprocess.Popen([sys.executable, "-c", OPEN_A_RUN, str(i)], cwd=PROJECT,
-                                  stderr=subprocess.PIPE, text=True) for i in range(4)]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", OPEN_A_RUN, str(i)], cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
     client = mlflow.MlflowClient(isolated_tracking)
@@ -47,8 +49,12 @@ def test_a_new_optuna_db_opened_by_several_processes_at_once(tmp_path):
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    processes = [subprocess.Popen([sys.executable, "-c", OPEN_A_STUDY, storage, str(i)], cwd=PROJECT,
-                                  stderr=subprocess.PIPE, text=True) for i in range(4)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_A_STUDY, storage, str(i)], cwd=PROJECT, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
     [study] = optuna.get_all_study_summaries(storage)
@@ -76,8 +82,12 @@ def test_workers_logging_one_new_dataset_at_once_all_link_it(isolated_tracking):
     import time
 
     start = time.time() + 20  # after every process has imported and opened its run
-    processes = [subprocess.Popen([sys.executable, "-c", LOG_INPUTS_AT, str(start), str(i)], cwd=PROJECT,
-                                  stderr=subprocess.PIPE, text=True) for i in range(6)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOG_INPUTS_AT, str(start), str(i)], cwd=PROJECT, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(6)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in processes]
     assert [p.returncode for p in processes] == [0] * 6, errors
     client = mlflow.MlflowClient(isolated_tracking)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from src.lib import data
-from src.stages import download
 from src.lib.errors import command
+from src.stages import download
 from tests.conftest import movie_files, review_files, with_archive, write_archive
 
 
@@ -43,10 +43,14 @@ def assert_refused(cfg, capsys, message: str):
 
 
 def test_keeps_the_reviews_unlabeled_ones_and_movie_files_and_ignores_the_rest(tmp_path, tiny_cfg):
-    files = review_files() | movie_files() | {
-        "aclImdb/train/labeledBow.feat": b"0 0:1",
-        "aclImdb/imdb.vocab": b"the\n",
-    }
+    files = (
+        review_files()
+        | movie_files()
+        | {
+            "aclImdb/train/labeledBow.feat": b"0 0:1",
+            "aclImdb/imdb.vocab": b"the\n",
+        }
+    )
     archive = tmp_path / "full.tar.gz"
     write_archive(archive, files)
     counts = download.download(with_archive(tiny_cfg, archive))
@@ -58,7 +62,12 @@ def test_keeps_the_reviews_unlabeled_ones_and_movie_files_and_ignores_the_rest(t
     assert not (raw / "aclImdb/train/labeledBow.feat").exists() and not (raw / "aclImdb/imdb.vocab").exists()
     source = json.loads((raw / data.SOURCE_FILE).read_text())
     assert source["reviews"] == counts and source["movie_files"] == [
-        "test/urls_neg.txt", "test/urls_pos.txt", "train/urls_neg.txt", "train/urls_pos.txt", "train/urls_unsup.txt"]
+        "test/urls_neg.txt",
+        "test/urls_pos.txt",
+        "train/urls_neg.txt",
+        "train/urls_pos.txt",
+        "train/urls_unsup.txt",
+    ]
 
 
 def test_an_archive_of_labeled_reviews_only_still_works(tmp_path, tiny_cfg):
@@ -91,7 +100,9 @@ def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monke
     write_archive(other, review_files(per_folder=3))
     monkeypatch.setenv("IMDB_URL", str(other))  # what an earlier version read: DVC cannot see it
     monkeypatch.setenv("IMDB_SHA256", with_archive(tiny_cfg, other).data.sha256)
-    assert sum(download.download(tiny_cfg).values()) == 72  # 64 labeled + 8 unlabeled  # params.yaml's archive, not the variable's
+    assert (
+        sum(download.download(tiny_cfg).values()) == 72
+    )  # 64 labeled + 8 unlabeled  # params.yaml's archive, not the variable's
     assert "IMDB_URL and IMDB_SHA256 ignored" in capsys.readouterr().err
 
 
@@ -101,7 +112,9 @@ def test_http_url_is_downloaded_with_a_progress_bar(tiny_cfg, tiny_archive, caps
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/{tiny_archive.name}"
-        assert sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 72  # 64 labeled + 8 unlabeled
+        assert (
+            sum(download.download(with_archive(tiny_cfg, url, tiny_cfg.data.sha256)).values()) == 72
+        )  # 64 labeled + 8 unlabeled
     finally:
         server.shutdown()
     # tqdm's bar on stderr, ending at the archive's size (a local path draws none).
@@ -136,7 +149,9 @@ def test_member_escaping_with_dotdot(tmp_path, tiny_cfg, capsys):
 def test_symlink_pointing_outside(tmp_path, tiny_cfg, capsys):
     hostile = tmp_path / "link.tar.gz"
     write_archive(hostile, review_files(), links={"aclImdb/train/pos/99_9.txt": "/etc/passwd"})
-    assert_refused(with_archive(tiny_cfg, hostile), capsys, "refusing unsafe archive member 'aclImdb/train/pos/99_9.txt'")
+    assert_refused(
+        with_archive(tiny_cfg, hostile), capsys, "refusing unsafe archive member 'aclImdb/train/pos/99_9.txt'"
+    )
 
 
 def test_absolute_member_is_refused(tmp_path, tiny_cfg, capsys):
@@ -144,8 +159,11 @@ def test_absolute_member_is_refused(tmp_path, tiny_cfg, capsys):
     # beside the real reviews); an archive naming a member by absolute path is refused whole.
     archive = tmp_path / "absolute.tar.gz"
     write_archive(archive, review_files() | {"/aclImdb/train/pos/99_9.txt": b"x"})
-    assert_refused(with_archive(tiny_cfg, archive), capsys,
-                   "refusing unsafe archive member '/aclImdb/train/pos/99_9.txt': an absolute path")
+    assert_refused(
+        with_archive(tiny_cfg, archive),
+        capsys,
+        "refusing unsafe archive member '/aclImdb/train/pos/99_9.txt': an absolute path",
+    )
 
 
 @pytest.mark.parametrize("missing", ["aclImdb/train/neg/", "aclImdb/test/pos/"])

@@ -19,6 +19,7 @@ from src.lib.errors import UserError
 from tests.conftest import PROJECT, dvc, movie_files, review_files, run_module, sha256, write_archive
 from tests.import_graph import closure, file_of, imports
 
+
 def stages() -> dict:
     return yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
 
@@ -27,9 +28,18 @@ def test_import_closure_follows_imports_inside_functions():
     # The registry imports review_model (which imports MLflow) inside the function that logs a model.
     assert "function" != imports("src.lib.registry")["src.lib.review_model"][0] == "log_model"
     assert {"src.lib.registry", "src.lib.review_model", "src.lib.model_folder"} <= closure("src.stages.train")
-    assert closure("src.stages.download") == {"src", "src.lib", "src.stages", "src.stages.download", "src.lib.config",
-                                               "src.lib.artifacts", "src.lib.errors", "src.lib.data", "src.lib.text",
-                                               "src.lib.quiet"}  # the package's __init__ imports it
+    assert closure("src.stages.download") == {
+        "src",
+        "src.lib",
+        "src.stages",
+        "src.stages.download",
+        "src.lib.config",
+        "src.lib.artifacts",
+        "src.lib.errors",
+        "src.lib.data",
+        "src.lib.text",
+        "src.lib.quiet",
+    }  # the package's __init__ imports it
 
 
 @pytest.mark.parametrize("stage", sorted(stages()))
@@ -44,6 +54,7 @@ def test_each_stage_depends_on_its_module_and_everything_it_imports(stage):
 
 
 # --- params.yaml is conf/ as it stands --------------------------------------------------------
+
 
 @pytest.fixture
 def conf_copy(tmp_path, monkeypatch) -> Path:
@@ -67,8 +78,10 @@ def test_a_stage_refuses_params_that_conf_no_longer_composes_to(conf_copy, tmp_p
         config.load_for_stage(params)
     assert str(stale.value) == (
         f"{params} is stale: conf/ composed with its overrides {overrides} now gives a different "
-        "model.embedding_dim (conf/ edited since, or " f"{params} by hand): regenerate it with "
-        "`python -m src.config experiment=lecture12 model.dropout=0.25`")
+        "model.embedding_dim (conf/ edited since, or "
+        f"{params} by hand): regenerate it with "
+        "`python -m src.config experiment=lecture12 model.dropout=0.25`"
+    )
 
 
 def test_a_stage_refuses_params_that_record_no_composition(conf_copy, tmp_path, monkeypatch):
@@ -88,6 +101,7 @@ def test_the_committed_params_yaml_records_that_it_is_conf_as_it_stands():
 
 # --- the archive DVC records is the archive used ----------------------------------------------
 
+
 def lock(repo: Path) -> str:
     return (repo / "dvc.lock").read_text()
 
@@ -102,8 +116,7 @@ def raw_source(repo: Path) -> dict:
     return json.loads((repo / "data" / "raw" / "source.json").read_text())
 
 
-def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_params_stop(repo, tmp_path,
-                                                                                         tiny_archive):
+def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_params_stop(repo, tmp_path, tiny_archive):
     dvc(repo, "repro", "tokenize")  # the repo's preset names the tiny archive by a relative path
     good_lock = lock(repo)
     assert raw_source(repo)["sha256"] == sha256(tiny_archive)
@@ -115,8 +128,14 @@ def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_par
     # The environment variables an earlier version read, which DVC cannot see: ignored, even
     # when the stage is forced to run, so the data stay those of the archive dvc.lock names.
     env = {**os.environ, "IMDB_URL": str(truncated), "IMDB_SHA256": sha256(truncated)}
-    forced = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "download"], cwd=repo, env=env,
-                            capture_output=True, text=True, timeout=300)
+    forced = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "-f", "download"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert forced.returncode == 0 and "IMDB_URL and IMDB_SHA256 ignored" in forced.stderr + forced.stdout
     assert raw_source(repo)["sha256"] == sha256(tiny_archive) and lock(repo) == good_lock
 
@@ -124,9 +143,11 @@ def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_par
     write_archive(not_gzip, review_files(), mode="w")
     other = tmp_path / "other.tar.gz"  # a good archive of other reviews
     write_archive(other, review_files(per_folder=5) | movie_files(per_folder=5))
-    broken = [(truncated, sha256(truncated), "is not a readable .tar.gz archive"),
-              (not_gzip, sha256(not_gzip), "is not a readable .tar.gz archive"),
-              (other, "0" * 64, "checksum mismatch")]
+    broken = [
+        (truncated, sha256(truncated), "is not a readable .tar.gz archive"),
+        (not_gzip, sha256(not_gzip), "is not a readable .tar.gz archive"),
+        (other, "0" * 64, "checksum mismatch"),
+    ]
     for archive, checksum, message in broken:
         name_archive(repo, archive, checksum)
         failed = dvc(repo, "repro", "tokenize", check=False)
@@ -148,8 +169,18 @@ def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_par
     assert stages_run["download"]["params"]["params.yaml"] == {"data.url": str(other), "data.sha256": sha256(other)}
 
     # DVC's own way of naming it, as an experiment: back to the first archive's data.
-    dvc(repo, "exp", "run", "tokenize", "-S", "experiment=tiny", "-S", f"data.url={tiny_archive}",
-        "-S", f"data.sha256={sha256(tiny_archive)}")
+    dvc(
+        repo,
+        "exp",
+        "run",
+        "tokenize",
+        "-S",
+        "experiment=tiny",
+        "-S",
+        f"data.url={tiny_archive}",
+        "-S",
+        f"data.sha256={sha256(tiny_archive)}",
+    )
     assert raw_source(repo)["sha256"] == sha256(tiny_archive)
     assert json.loads((repo / "data" / "tokens" / "stats.json").read_text())["test"]["reviews"] == 32
 
@@ -162,9 +193,11 @@ def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_par
     assert failed.returncode != 0 and "Traceback" not in output
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     overrides = ["experiment=tiny", f"data.url=../{tiny_archive.name}", f"data.sha256={sha256(tiny_archive)}"]
-    assert errors == [f"error: params.yaml is stale: conf/ composed with its overrides {overrides} now gives "
-                      "a different data.split_seed (conf/ edited since, or params.yaml by hand): regenerate it with "
-                      f"`python -m src.config {' '.join(overrides)}`"], output
+    assert errors == [
+        f"error: params.yaml is stale: conf/ composed with its overrides {overrides} now gives "
+        "a different data.split_seed (conf/ edited since, or params.yaml by hand): regenerate it with "
+        f"`python -m src.config {' '.join(overrides)}`"
+    ], output
     assert not (repo / "data" / "tokens").exists()
     name_archive(repo, f"../{tiny_archive.name}", sha256(tiny_archive))
     dvc(repo, "repro", "tokenize")

@@ -30,8 +30,16 @@ def test_a_sweep_killed_mid_trial_resumes_to_n_trials(sweep_overrides, isolated_
     storage = next(o.split("=", 1)[1] for o in sweep_overrides if o.startswith("sweep.storage="))
     # Enough epochs per trial that the kill lands mid-trial; a killed trial is stale after stale_seconds.
     stale_seconds = 6
-    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.n_trials=2", "sweep.epochs=40", "train.patience=0",
-               f"sweep.stale_trial_seconds={stale_seconds}"]
+    command = [
+        sys.executable,
+        "-m",
+        "src.sweep",
+        *sweep_overrides,
+        "sweep.n_trials=2",
+        "sweep.epochs=40",
+        "train.patience=0",
+        f"sweep.stale_trial_seconds={stale_seconds}",
+    ]
 
     def start():
         return subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

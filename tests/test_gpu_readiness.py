@@ -27,8 +27,12 @@ from tests.conftest import PROJECT
 def padded_reviews(n: int, maxlen: int, seed: int) -> np.ndarray:
     """Reviews of 0..maxlen words padded by the pipeline's own pad (as the pad stage does)."""
     rng = np.random.default_rng(seed)
-    return pad([rng.integers(2, 40, size=k) for k in rng.integers(0, maxlen + 1, size=n)], maxlen=maxlen,
-               padding="post", truncating="pre")
+    return pad(
+        [rng.integers(2, 40, size=k) for k in rng.integers(0, maxlen + 1, size=n)],
+        maxlen=maxlen,
+        padding="post",
+        truncating="pre",
+    )
 
 
 def assert_cudnn_mask(x: np.ndarray, what: str) -> None:
@@ -43,8 +47,9 @@ def test_every_batch_the_pipeline_feeds_an_lstm_passes_keras_cudnn_mask_check():
     x, unlabeled = padded_reviews(300, 40, seed=1), padded_reviews(120, 40, seed=2)
     assert (batches.review_lengths(x) == 1).any()  # empty reviews are in there, as one unknown word
     y = (np.arange(300) % 2).astype("int8")
-    train = config.compose(["train.batch_size=16", "train.length_step=8", "train.word_dropout=0.5",
-                            "train.vat_unlabeled_ratio=1.5"]).train
+    train = config.compose(
+        ["train.batch_size=16", "train.length_step=8", "train.word_dropout=0.5", "train.vat_unlabeled_ratio=1.5"]
+    ).train
     kinds = {
         "training with word dropout (plain and AT)": batches.training_dataset(x, y, train),
         "VAT, with unlabeled rows": batches.training_dataset(x, y, train, unlabeled),
@@ -99,7 +104,9 @@ def cudnn_blockers(layer) -> list[str]:
 def configurations() -> dict[str, list[str]]:
     """conf/ as it stands, each preset in experiments/, and the sweep space at its extremes."""
     found = {"conf/": []}
-    found |= {f"experiment={p.stem}": [f"experiment={p.stem}"] for p in sorted((PROJECT / "experiments").glob("*.yaml"))}
+    found |= {
+        f"experiment={p.stem}": [f"experiment={p.stem}"] for p in sorted((PROJECT / "experiments").glob("*.yaml"))
+    }
     cfg = config.compose([])
     for end in (0, -1):
         overrides = []
@@ -114,8 +121,10 @@ def configurations() -> dict[str, list[str]]:
 @pytest.mark.parametrize("name", list(configurations()))
 def test_every_lstm_the_configs_build_meets_keras_cudnn_conditions(name):
     cfg = config.compose(configurations()[name])
-    models = {"classifier": build_model(cfg.model, cfg.data.num_words),
-              "language model": language_model.build(cfg, output_words=min(30, cfg.data.num_words))}
+    models = {
+        "classifier": build_model(cfg.model, cfg.data.num_words),
+        "language model": language_model.build(cfg, output_words=min(30, cfg.data.num_words)),
+    }
     for what, model in models.items():
         lstms = lstm_layers(model)
         assert len(lstms) == (2 if cfg.model.bidirectional else 1), what
@@ -126,25 +135,38 @@ def test_every_lstm_the_configs_build_meets_keras_cudnn_conditions(name):
 def test_the_cudnn_conditions_catch_what_leaves_cudnn():
     layer = keras.layers.LSTM(4, recurrent_dropout=0.1)
     assert cudnn_blockers(layer) == ["recurrent_dropout=0.1"]
-    assert cudnn_blockers(keras.layers.LSTM(4, activation="relu")) == ["activation, recurrent_activation, unroll or use_bias"]
+    assert cudnn_blockers(keras.layers.LSTM(4, activation="relu")) == [
+        "activation, recurrent_activation, unroll or use_bias"
+    ]
 
 
 def test_oned_nn_is_on_unless_the_user_said_otherwise_and_gpu_memory_grows():
     """In a fresh interpreter, as a command starts: importing the package sets both before
     TensorFlow starts; a value the user set stands. The test processes themselves grow GPU memory."""
     assert os.environ[hardware.GROWTH_ENV] == "true"  # this pytest process (and what it starts)
-    probe = ("import os, src; from src.lib import hardware; "
-             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], os.environ['TF_FORCE_GPU_ALLOW_GROWTH'], hardware.onednn_enabled())")
+    probe = (
+        "import os, src; from src.lib import hardware; "
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], os.environ['TF_FORCE_GPU_ALLOW_GROWTH'], hardware.onednn_enabled())"
+    )
     env = {k: v for k, v in os.environ.items() if k not in (hardware.ONEDNN_ENV, hardware.GROWTH_ENV)}
-    ours = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, env=env, capture_output=True, text=True, check=True)
+    ours = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT, env=env, capture_output=True, text=True, check=True
+    )
     assert ours.stdout.split() == ["1", "true", "True"]
-    theirs = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, check=True,
-                            env=env | {hardware.ONEDNN_ENV: "0", hardware.GROWTH_ENV: "false"})
+    theirs = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env | {hardware.ONEDNN_ENV: "0", hardware.GROWTH_ENV: "false"},
+    )
     assert theirs.stdout.split() == ["0", "false", "False"]
 
 
 def test_the_device_is_said_and_tagged_and_a_gpu_install_without_a_gpu_warns_with_tensorflows_reason(
-        monkeypatch, capsys):
+    monkeypatch, capsys
+):
     tags = hardware.announce()
     assert tags["device"] == "CPU" and tags["tensorflow.onednn"] == "on"
     assert tags["cpu.avx512"] == ("yes" if "avx512f" in Path("/proc/cpuinfo").read_text() else "no")
@@ -161,8 +183,10 @@ def test_the_device_is_said_and_tagged_and_a_gpu_install_without_a_gpu_warns_wit
     assert hardware.announce()["device"] == "CPU"
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("warning: the CUDA wheels are installed (nvidia-cudnn-cu12 9.3.0.75) but TensorFlow sees "
-                          "no GPU, so this trains on the CPU; TensorFlow says: ")
+    assert err.startswith(
+        "warning: the CUDA wheels are installed (nvidia-cudnn-cu12 9.3.0.75) but TensorFlow sees "
+        "no GPU, so this trains on the CPU; TensorFlow says: "
+    )
     assert "cuda" in err.lower().split("tensorflow says: ")[1]
 
 

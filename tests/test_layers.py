@@ -10,8 +10,12 @@ import ast
 from tests.import_graph import imports, layer, modules
 
 HEAVY = {"keras", "tensorflow", "mlflow"}  # seconds to import: deferred into the functions that need them
-ALLOWED = {"library": {"library", "package"}, "stage": {"library", "package"}, "command": {"library", "package"},
-           "package": {"library", "package"}}
+ALLOWED = {
+    "library": {"library", "package"},
+    "stage": {"library", "package"},
+    "command": {"library", "package"},
+    "package": {"library", "package"},
+}
 
 
 def top_level_packages(module: str) -> set[str]:
@@ -28,17 +32,30 @@ def top_level_packages(module: str) -> set[str]:
 def test_the_three_layers_are_the_three_folders():
     layers = {name: layer(name) for name in modules()}
     assert {n for n, kind in layers.items() if kind == "stage"} == {
-        "src.stages.download", "src.stages.tokenize", "src.stages.pad", "src.stages.train", "src.stages.evaluate",
-        "src.stages.baseline", "src.stages.blend", "src.stages.pretrain"}
+        "src.stages.download",
+        "src.stages.tokenize",
+        "src.stages.pad",
+        "src.stages.train",
+        "src.stages.evaluate",
+        "src.stages.baseline",
+        "src.stages.blend",
+        "src.stages.pretrain",
+    }
     assert {"src.lib.config", "src.lib.model_folder", "src.lib.training", "src.lib.data"} <= {
-        n for n, kind in layers.items() if kind == "library"}
+        n for n, kind in layers.items() if kind == "library"
+    }
     assert {"src.sweep", "src.predict", "src.registry", "src.compare", "src.repeat", "src.config"} <= {
-        n for n, kind in layers.items() if kind == "command"}
+        n for n, kind in layers.items() if kind == "command"
+    }
 
 
 def test_imports_point_down_the_layers_only():
-    wrong = [f"{name} ({layer(name)}) imports {target} ({layer(target)})"
-             for name in modules() for target in imports(name) if layer(target) not in ALLOWED[layer(name)]]
+    wrong = [
+        f"{name} ({layer(name)}) imports {target} ({layer(target)})"
+        for name in modules()
+        for target in imports(name)
+        if layer(target) not in ALLOWED[layer(name)]
+    ]
     assert wrong == []
 
 
@@ -50,8 +67,11 @@ def test_there_is_no_import_cycle():
         state[name] = "open"
         for target in sorted(graph[name]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(path[path.index(target):] + [name, target]) if target in path
-                              else f"{name} -> {target}")
+                cycles.append(
+                    " -> ".join(path[path.index(target) :] + [name, target])
+                    if target in path
+                    else f"{name} -> {target}"
+                )
             elif target not in state:
                 visit(target, path + [name])
         state[name] = "done"
@@ -63,9 +83,15 @@ def test_there_is_no_import_cycle():
 
 
 def test_a_src_module_is_imported_inside_a_function_only_to_defer_a_heavy_package():
-    deferred = [(name, target, where) for name in modules() for target, places in imports(name).items()
-                for where in places if where != "top"]
-    unjustified = [f"{name}.{where} imports {target}" for name, target, where in deferred
-                   if not top_level_packages(target) & HEAVY]
+    deferred = [
+        (name, target, where)
+        for name in modules()
+        for target, places in imports(name).items()
+        for where in places
+        if where != "top"
+    ]
+    unjustified = [
+        f"{name}.{where} imports {target}" for name, target, where in deferred if not top_level_packages(target) & HEAVY
+    ]
     assert unjustified == []
     assert ("src.lib.training", "src.lib.model", "_compiled_model") in deferred  # the rule is exercised

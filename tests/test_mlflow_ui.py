@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from src.lib import config
 from src import sweep
+from src.lib import config
 from tests.conftest import PROJECT, free_port, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,8 +28,9 @@ TIMEOUT_MS = 60_000
 def choose(page, label: str, names: list[str]) -> None:
     """Set the compare page's select after `label` ("Parameters:", "Metrics:") to exactly `names`:
     remove the other chips, then type each missing name into the select's search and take it."""
-    box = page.locator(f"xpath=//div[normalize-space(text())='{label}']"
-                       "/following-sibling::div[contains(@class, 'select')][1]")
+    box = page.locator(
+        f"xpath=//div[normalize-space(text())='{label}']/following-sibling::div[contains(@class, 'select')][1]"
+    )
     box.wait_for()
     chips = box.locator("[class$='-select-selection-item']")
     for chip in chips.all():
@@ -58,8 +59,14 @@ def ui_with_a_sweep(sweep_overrides, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     port = free_port()
-    server = subprocess.Popen(["mlflow", "ui", "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        ["mlflow", "ui", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     address = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(server, f"{address}/health")
@@ -84,7 +91,9 @@ def test_ui_lists_the_study_with_its_trials_and_compares_their_params(ui_with_a_
             parent = page.get_by_role("link", name="imdb-lstm", exact=True).last
             parent.wait_for()
             assert page.get_by_role("link", name="trial-0", exact=True).count() == 0
-            page.locator("[role=gridcell]", has=parent).locator("button[data-component-id*=runnamecellrenderer]").click()
+            page.locator("[role=gridcell]", has=parent).locator(
+                "button[data-component-id*=runnamecellrenderer]"
+            ).click()
             for n in range(3):
                 trial = page.get_by_role("link", name=f"trial-{n}", exact=True)
                 trial.wait_for()
@@ -109,7 +118,9 @@ def test_ui_lists_the_study_with_its_trials_and_compares_their_params(ui_with_a_
                 plot.get_by_text(axis, exact=True).first.wait_for()
             assert plot.get_by_text("loss", exact=True).count() == 0
             page.screenshot(path=SCREENSHOTS / "mlflow-ui-compare.png", full_page=True)
-            page.screenshot(path=SCREENSHOTS / "mlflow-ui-parallel-coordinates.png",
-                            clip={"x": 200, "y": 80, "width": 990, "height": 520})
+            page.screenshot(
+                path=SCREENSHOTS / "mlflow-ui-parallel-coordinates.png",
+                clip={"x": 200, "y": 80, "width": 990, "height": 520},
+            )
         finally:
             browser.close()

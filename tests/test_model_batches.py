@@ -19,9 +19,16 @@ def random_reviews(n: int, maxlen: int, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("bidirectional, pooling", [(False, "last"), (True, "last"), (True, "mean"), (True, "max")])
 def test_masked_model_scores_a_review_the_same_in_any_batch(tmp_path, bidirectional, pooling):
-    cfg = config.compose(["model.units=6", "model.embedding_dim=5", f"model.bidirectional={bidirectional}",
-                          f"model.pooling={pooling}",
-                          "train.eval_batch_size=7", "train.length_step=4"])
+    cfg = config.compose(
+        [
+            "model.units=6",
+            "model.embedding_dim=5",
+            f"model.bidirectional={bidirectional}",
+            f"model.pooling={pooling}",
+            "train.eval_batch_size=7",
+            "train.length_step=4",
+        ]
+    )
     model = build_model(cfg.model, num_words=50)
     model.save(tmp_path / "m.keras")
     model = load_model(tmp_path / "m.keras", jit_compile=False)  # saved and reloaded as the stages do
@@ -39,7 +46,7 @@ def test_bucketed_batches_cover_every_review_once_and_cut_padding():
     x = random_reviews(100, 30, seed=2)
     y = (np.arange(100) % 2).astype("int8")
     seen, widths = [], []
-    for xb, yb in batches.training_dataset(x, y, cfg).as_numpy_iterator():
+    for xb, _ in batches.training_dataset(x, y, cfg).as_numpy_iterator():
         lengths = batches.review_lengths(xb)
         assert xb.shape[1] % 4 == 0 or xb.shape[1] == 30
         assert lengths.max() <= xb.shape[1] < lengths.max() + 4 and lengths.min() >= 1
@@ -72,14 +79,23 @@ def test_word_dropout_replaces_words_not_padding():
 def test_a_cosine_schedule_decays_the_learning_rate_to_zero_over_the_epoch_cap():
     from src.lib.training import _compiled_model
 
-    cfg = config.compose(["model.units=4", "model.embedding_dim=3", "data.num_words=20", "train.learning_rate=0.01",
-                          "train.lr_schedule=cosine"])
+    cfg = config.compose(
+        [
+            "model.units=4",
+            "model.embedding_dim=3",
+            "data.num_words=20",
+            "train.learning_rate=0.01",
+            "train.lr_schedule=cosine",
+        ]
+    )
     _, trainee = _compiled_model(cfg, "m", steps=100)  # what fits the model holds the optimizer
     assert float(trainee.optimizer.learning_rate) == pytest.approx(0.01)
     trainee.optimizer.iterations.assign(50)
     assert float(trainee.optimizer.learning_rate) == pytest.approx(0.005, rel=1e-3)
     trainee.optimizer.iterations.assign(100)
     assert float(trainee.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
-    _, constant = _compiled_model(config.compose(["model.units=4", "model.embedding_dim=3", "data.num_words=20"]), "m", steps=100)
+    _, constant = _compiled_model(
+        config.compose(["model.units=4", "model.embedding_dim=3", "data.num_words=20"]), "m", steps=100
+    )
     constant.optimizer.iterations.assign(100)
     assert float(constant.optimizer.learning_rate) == pytest.approx(0.001)

@@ -21,12 +21,19 @@ REVIEWS = ["a good film", "the acting was bad and dull", "words it never saw", "
 def test_settings_hold_only_what_prediction_needs(tmp_path, tiny_cfg):
     model_folder.write_companions(tmp_path, tiny_cfg, Vocabulary(["good", "bad"]))
     stored = json.loads((tmp_path / model_folder.SETTINGS_FILE).read_text())
-    assert stored == {"format": model_folder.FORMAT,
-                      "padding": {"maxlen": tiny_cfg.data.maxlen, "padding": tiny_cfg.data.padding,
-                                  "truncating": tiny_cfg.data.truncating},
-                      "batching": {"eval_batch_size": tiny_cfg.train.eval_batch_size,
-                                   "bucket_by_length": tiny_cfg.train.bucket_by_length,
-                                   "length_step": tiny_cfg.train.length_step}}
+    assert stored == {
+        "format": model_folder.FORMAT,
+        "padding": {
+            "maxlen": tiny_cfg.data.maxlen,
+            "padding": tiny_cfg.data.padding,
+            "truncating": tiny_cfg.data.truncating,
+        },
+        "batching": {
+            "eval_batch_size": tiny_cfg.train.eval_batch_size,
+            "bucket_by_length": tiny_cfg.train.bucket_by_length,
+            "length_step": tiny_cfg.train.length_step,
+        },
+    }
     # What training alone reads (epochs, seed, learning rate...) is not the folder's business.
     longer = replace(tiny_cfg, train=replace(tiny_cfg.train, epochs=99, seed=7))
     model_folder.write_companions(tmp_path, longer, Vocabulary(["good", "bad"]))

@@ -27,11 +27,25 @@ FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses 
 STAGE_FAULTS = [
     ("download", "raw", "raw", ["data/raw"]),
     ("tokenize", "tokens", "tokens", ["data/tokens"]),
-    ("train", "model.keras", "run.json",
-     ["models/model.keras", "models/vocab.txt", "models/settings.json", "models/run.json", "reports/history.csv",
-      "reports/predictions/val.npz"]),
-    ("evaluate", "roc.csv", "metrics.json",
-     ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv", "reports/predictions/test.npz"]),
+    (
+        "train",
+        "model.keras",
+        "run.json",
+        [
+            "models/model.keras",
+            "models/vocab.txt",
+            "models/settings.json",
+            "models/run.json",
+            "reports/history.csv",
+            "reports/predictions/val.npz",
+        ],
+    ),
+    (
+        "evaluate",
+        "roc.csv",
+        "metrics.json",
+        ["reports/metrics.json", "reports/roc.csv", "reports/confusion.csv", "reports/predictions/test.npz"],
+    ),
 ]
 
 
@@ -54,11 +68,23 @@ def kill_in_each_stage(repo: Path, marker: Path) -> None:
         # Killed twice in each stage: SIGTERM first, then SIGKILL (the stages before it are done by then).
         for signum in (signal.SIGTERM, signal.SIGKILL):
             publish = last if signum == signal.SIGTERM else first
-            env = {**os.environ, "PYTHONPATH": f"{FAULTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                   "FAULT_STAGE": stage, "FAULT_PUBLISH": publish, "FAULT_MARKER": str(marker)}
+            env = {
+                **os.environ,
+                "PYTHONPATH": f"{FAULTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                "FAULT_STAGE": stage,
+                "FAULT_PUBLISH": publish,
+                "FAULT_MARKER": str(marker),
+            }
             # Its own process group, as a shell job: the signal reaches dvc and the stage it runs.
-            proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env, start_new_session=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dvc", "repro"],
+                cwd=repo,
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             wait_for(marker, proc)
             os.killpg(proc.pid, signum)
             output, _ = proc.communicate(timeout=120)
@@ -128,7 +154,10 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
     dvc(repo, "exp", "run", "-n", "six-units", "-S", "experiment=tiny", "-S", "model.units=6")
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["units"] == 6
     params_diff = json.loads(dvc(repo, "params", "diff", "--json").stdout)
-    assert (params_diff["params.yaml"]["model.units"]["old"], params_diff["params.yaml"]["model.units"]["new"]) == (8, 6)
+    assert (params_diff["params.yaml"]["model.units"]["old"], params_diff["params.yaml"]["model.units"]["new"]) == (
+        8,
+        6,
+    )
     assert "reports/metrics.json" in json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     assert "six-units" in json.dumps(shown)

@@ -14,7 +14,7 @@ import pytest
 from src.lib import config, data, embeddings, language_model, training
 from src.lib.errors import UserError
 from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary
-from src.stages import download, pad, pretrain, tokenize
+from src.stages import pretrain
 
 
 def with_word2vec(cfg: config.Config, **changes) -> config.Config:
@@ -34,8 +34,10 @@ def test_word2vec_vectors_come_from_training_and_unlabeled_reviews_only(prepared
     pretrain.pretrain(again)
     np.testing.assert_array_equal(np.load(tmp_path / "again" / embeddings.VECTORS_FILE)["vectors"], vectors)
     assert json.loads((Path(cfg.paths.pretrained) / embeddings.META_FILE).read_text())["method"] == "word2vec"
-    without_unlabeled = replace(with_word2vec(prepared_cfg, unlabeled=False),
-                                paths=replace(cfg.paths, pretrained=str(tmp_path / "labeled-only")))
+    without_unlabeled = replace(
+        with_word2vec(prepared_cfg, unlabeled=False),
+        paths=replace(cfg.paths, pretrained=str(tmp_path / "labeled-only")),
+    )
     assert pretrain.pretrain(without_unlabeled)["unlabeled_reviews"] == 0
 
 
@@ -70,8 +72,11 @@ def test_language_model_targets_are_the_next_and_previous_words_never_padding():
 
 @pytest.mark.cpu_only("a second pretraining gives the same weights, bit for bit: GPU kernels add in any order")
 def test_a_language_model_learns_and_starts_the_classifiers_embedding_and_lstm(prepared_cfg, tmp_path):
-    cfg = replace(prepared_cfg, pretrain=replace(prepared_cfg.pretrain, method="lm", lm_epochs=4, lm_window=8),
-                  model=replace(prepared_cfg.model, bidirectional=True))
+    cfg = replace(
+        prepared_cfg,
+        pretrain=replace(prepared_cfg.pretrain, method="lm", lm_epochs=4, lm_window=8),
+        model=replace(prepared_cfg.model, bidirectional=True),
+    )
     meta = pretrain.pretrain(cfg)
     assert meta["labeled_reviews"] == 24 and meta["unlabeled_reviews"] == 8  # never validation or test
     assert meta["loss"][-1] < meta["loss"][0]  # it learns to predict the words

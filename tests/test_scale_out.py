@@ -38,20 +38,29 @@ def postgres():
     if as_postgres:
         shutil.chown(home, "postgres", "postgres")
     data = home / "data"
-    subprocess.run([*as_postgres, pg_bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, pg_bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
-    server = subprocess.Popen([*as_postgres, pg_bin("postgres"), "-D", data, "-h", "127.0.0.1", "-p", str(port),
-                               "-k", home], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*as_postgres, pg_bin("postgres"), "-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", home],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode
+            != 0
+        ):
             assert server.poll() is None and time.monotonic() < deadline, "PostgreSQL did not start"
             time.sleep(0.5)
         for database in ("optuna", "mlflow"):
-            subprocess.run([pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
-                           check=True)
+            subprocess.run(
+                [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database], check=True
+            )
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         # Fast shutdown: disconnects any client left over (a worker killed by the test).
@@ -68,10 +77,26 @@ def mlflow_server(postgres, tmp_path):
     """`mlflow server` with the PostgreSQL backend store and a local artifact root, on 127.0.0.1."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
-         "--artifacts-destination", str(tmp_path / "mlflow-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"{postgres}/mlflow",
+            "--artifacts-destination",
+            str(tmp_path / "mlflow-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until_serving(server, f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}"
@@ -80,8 +105,9 @@ def mlflow_server(postgres, tmp_path):
         server.wait(timeout=30)
 
 
-def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrides, postgres, mlflow_server,
-                                                                  tmp_path, monkeypatch):
+def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(
+    sweep_overrides, postgres, mlflow_server, tmp_path, monkeypatch
+):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     project = copy_project(tmp_path / "project")
     storage = f"{postgres}/optuna"
@@ -91,16 +117,26 @@ def test_three_workers_on_postgres_and_an_mlflow_server_one_killed(sweep_overrid
     # heartbeat is stale, so the first trial either of them starts fails the dead one and retries
     # it. (Started with the first, they can fill the study before it is stale: docs/faults.md.)
     stale_seconds = 15  # well beyond a contended heartbeat's delay: a live trial is never taken for dead
-    command = [sys.executable, "-m", "src.sweep", *sweep_overrides, f"sweep.storage={storage}",
-               f"sweep.n_trials={n_trials}", "sweep.epochs=20", "train.patience=0",
-               f"sweep.stale_trial_seconds={stale_seconds}"]
+    command = [
+        sys.executable,
+        "-m",
+        "src.sweep",
+        *sweep_overrides,
+        f"sweep.storage={storage}",
+        f"sweep.n_trials={n_trials}",
+        "sweep.epochs=20",
+        "train.patience=0",
+        f"sweep.stale_trial_seconds={stale_seconds}",
+    ]
     victim = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed_trial = wait_for_trial_epoch(storage, [victim])
     victim.kill()
     victim.wait(timeout=60)
     time.sleep(stale_seconds + 1)
-    survivors = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    survivors = [
+        subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     client = mlflow.MlflowClient(mlflow_server)
     for worker in survivors:
         stdout, stderr = worker.communicate(timeout=500)
@@ -142,8 +178,13 @@ def test_dvc_queue_runs_an_experiment_into_the_project_store(repo):
     dvc(repo, "exp", "run", "--queue", "-n", "units-4", "-S", "experiment=tiny", "-S", "model.units=4")
     # Its worker runs in the background and keeps the output streams it inherits: captured, they
     # would hold `dvc queue start` until the worker exits (idle time included).
-    subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], cwd=repo, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start"],
+        cwd=repo,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Until it has an end state: `dvc queue status` reads running tasks, then queued ones, so a
     # task moving between the two reads shows as neither.
     deadline = time.monotonic() + 1200

@@ -14,11 +14,12 @@ import optuna
 import pytest
 import yaml
 
-from src.lib import config, search_space, studies
 from src import sweep
+from src.lib import config, search_space, studies
 from src.lib.errors import UserError
+from tests.conftest import copy_project, free_port, run_main, wait_until_serving
 from tests.test_config import with_settings
-from tests.conftest import copy_project, free_port, run_main, run_module, wait_until_serving
+
 
 def runs_of_study(uri: str, study: str = "imdb-lstm"):
     client = mlflow.MlflowClient(uri)
@@ -34,8 +35,9 @@ def finished_trials(storage: str) -> list:
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
 
 
-def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrides, isolated_tracking,
-                                                                    tmp_path, monkeypatch):
+def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(
+    sweep_overrides, isolated_tracking, tmp_path, monkeypatch
+):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     (tmp_path / "experiments").mkdir()
     # train.refit and train.ensemble are for the retrained winner: a trial is one model judged on
@@ -65,8 +67,14 @@ def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(sweep_overrid
     assert [c.data.tags["optuna.trial"] for c in baseline_runs] == ["0"]
     trial0 = finished_trials(config.compose(overrides).sweep.storage)[0]
     assert trial0.user_attrs[sweep.BASELINE_ATTR] is True
-    assert trial0.params == {"model.units": 8, "model.dropout": 0.5, "model.pooling": "max", "data.maxlen": 12,
-                             "train.word_dropout": 0.0, "train.lr_schedule": "constant"}
+    assert trial0.params == {
+        "model.units": 8,
+        "model.dropout": 0.5,
+        "model.pooling": "max",
+        "data.maxlen": 12,
+        "train.word_dropout": 0.0,
+        "train.lr_schedule": "constant",
+    }
 
     preset = yaml.safe_load((tmp_path / "experiments" / "tiny-best.yaml").read_text())
     best = result["best_params"]
@@ -91,25 +99,34 @@ def dashboard_shows_the_study(storage: str) -> None:
     """optuna-dashboard (the `dashboard` extra), started as the README says, serves the study and
     its trials over its HTTP API as Optuna stored them."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        str(Path(sys.executable).parent / "optuna-dashboard"),
+        storage,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_serving(server, f"http://127.0.0.1:{port}/api/studies")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as response:
             [summary] = json.load(response)["study_summaries"]
         assert summary["study_name"] == "imdb-lstm"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30
+        ) as response:
             shown = json.load(response)["trials"]
         stored = optuna.load_study(study_name="imdb-lstm", storage=storage).get_trials()
         assert [(t["number"], t["state"], t["values"]) for t in shown] == [
-            (t.number, t.state.name.capitalize(), [t.value]) for t in stored]
+            (t.number, t.state.name.capitalize(), [t.value]) for t in stored
+        ]
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path,
-                                                           monkeypatch):
+def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     # Validation accuracy never reaches 1.01: every trial is pruned after its first epoch.
     monkeypatch.setattr(studies, "make_pruner", lambda _: optuna.pruners.ThresholdPruner(lower=1.01))
@@ -124,11 +141,11 @@ def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isol
     assert all(c.info.status == "KILLED" and c.data.tags["optuna.state"] == "PRUNED" for c in children)
 
 
-def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_creator(isolated_tracking, tmp_path,
-                                                                                       monkeypatch):
-    import threading
-
+def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_creator(
+    isolated_tracking, tmp_path, monkeypatch
+):
     import fcntl
+    import threading
 
     cfg = config.compose([f"sweep.storage=sqlite:///{tmp_path / 'optuna.db'}", "sweep.stale_trial_seconds=3"])
     # The creating call makes the study's run while it holds the setup lock (a joining SQLite
@@ -174,20 +191,38 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     project = copy_project(tmp_path / "project")
     # The same command three times at once, each worker with its own number (its sampler's seed).
-    procs = [subprocess.Popen([sys.executable, "-m", "src.sweep", *sweep_overrides, "sweep.storage=null",
-                               "sweep.n_trials=4", f"sweep.worker={k}"], cwd=project, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for k in range(3)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "src.sweep",
+                *sweep_overrides,
+                "sweep.storage=null",
+                "sweep.n_trials=4",
+                f"sweep.worker={k}",
+            ],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(3)
+    ]
     outputs = [proc.communicate(timeout=500) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], "\n=====\n".join(err[-6000:] for _, err in outputs)
     stdout = "".join(out for out, _ in outputs)
     assert "database is locked" not in stdout + "".join(err for _, err in outputs)
     # Trials ran side by side (which worker takes the fourth trial is a race), each epoch a line.
     assert sum(f"[worker {k}]" in stdout for k in range(3)) >= 2
-    assert len(re.findall(r"^\[worker \d\] trial \d+ epoch \d+: val_accuracy [01]\.\d{4} \(\d+ s\)$", stdout,
-                          flags=re.M)) >= 4
+    assert (
+        len(re.findall(r"^\[worker \d\] trial \d+ epoch \d+: val_accuracy [01]\.\d{4} \(\d+ s\)$", stdout, flags=re.M))
+        >= 4
+    )
     study = optuna.load_study(study_name="imdb-lstm", storage=f"sqlite:///{project / 'optuna.db'}")
-    finished = [t for t in study.get_trials() if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                             optuna.trial.TrialState.PRUNED)]
+    finished = [
+        t for t in study.get_trials() if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     # n_trials, plus at most one trial per other worker still running when the fourth finished.
     assert 4 <= len(finished) <= 4 + 2 and len({t.number for t in study.get_trials()}) == len(study.get_trials())
 
@@ -203,19 +238,26 @@ def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides,
     assert "python -m src.stages.train experiment=tiny-best" in stdout
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sweep.space.model.units.low=300", "empty or inverted range"),
-    ("sweep.space.data.maxlen.high=8", "empty or inverted range"),
-    ("+sweep.space.model.unitz.low=3", "unknown parameter model.unitz"),
-    ("sweep.pruner=sometimes", "sweep.pruner must be one of"),
-    ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
-    ("+sweep.space.data.num_words={low: 10, high: 5000}", "vocabulary has"),
-    (("pretrain.method=word2vec", "+sweep.space.model.embedding_dim={low: 4, high: 8}"),
-     "sweep.space.model.embedding_dim cannot vary with pretrain.method=word2vec"),
-    ("pretrain.method=lm", "sweep.space.model.units cannot vary with pretrain.method=lm"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sweep.space.model.units.low=300", "empty or inverted range"),
+        ("sweep.space.data.maxlen.high=8", "empty or inverted range"),
+        ("+sweep.space.model.unitz.low=3", "unknown parameter model.unitz"),
+        ("sweep.pruner=sometimes", "sweep.pruner must be one of"),
+        ("sweep.storage=sqlite:////nonexistent/dir/optuna.db", "cannot open Optuna storage"),
+        ("+sweep.space.data.num_words={low: 10, high: 5000}", "vocabulary has"),
+        (
+            ("pretrain.method=word2vec", "+sweep.space.model.embedding_dim={low: 4, high: 8}"),
+            "sweep.space.model.embedding_dim cannot vary with pretrain.method=word2vec",
+        ),
+        ("pretrain.method=lm", "sweep.space.model.units cannot vary with pretrain.method=lm"),
+    ],
+)
 def test_bad_sweep_input_is_one_line_before_any_trial(sweep_overrides, tmp_path, override, message):
-    done = run_main("src.sweep", *sweep_overrides, "sweep.n_trials=2", *([override] if isinstance(override, str) else override))
+    done = run_main(
+        "src.sweep", *sweep_overrides, "sweep.n_trials=2", *([override] if isinstance(override, str) else override)
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     if (tmp_path / "optuna.db").exists():  # no trial of any state: none started, none failed
@@ -248,21 +290,42 @@ def test_a_wrong_mlflow_store_is_one_line_before_the_study_exists(sweep_override
     assert optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}") == []
 
 
-@pytest.mark.parametrize("settings, message", [
-    ("sweep.space.model.units={low: 8, high: 16, choices: [8, 16]}", "sweep.space.model.units: choices must be a non-empty list, without low/high"),
-    ("sweep.space.model.pooling={choices: []}", "sweep.space.model.pooling: choices must be a non-empty list"),
-    ("sweep.space.model.units={low: 8}", "sweep.space.model.units: give low and high (or choices)"),
-    ("sweep.space.model.units={high: 8}", "sweep.space.model.units: give low and high (or choices)"),
-    ("sweep.space.model.pooling={low: 1, high: 2}", "sweep.space.model.pooling: model.pooling is not a number; give choices"),
-    ("sweep.space.model.units={low: 16, high: 16}", "sweep.space.model.units: empty or inverted range"),
-    ("sweep.space.model.units={low: 8.5, high: 16}", "model.units is an integer; low, high and step must be integers"),
-    ("sweep.space.model.units={low: 8, high: 16, step: 2, log: true}", "sweep.space.model.units: a log range needs low > 0 and no step"),
-    ("sweep.space.model.dropout={low: 0.0, high: 0.5, log: true}", "sweep.space.model.dropout: a log range needs low > 0"),
-    ("sweep.space.model.dropout={low: 0.1, high: 0.5, step: -0.1}", "sweep.space.model.dropout: step must be > 0"),
-    ("sweep.space.model.units={low: 8, high: 16, by: 2}", "sweep.space.model.units: a dimension takes low, high, step, log or choices"),
-    ("sweep.space.model.layers={low: 1, high: 3}", "sweep.space.model.layers: unknown parameter model.layers"),
-    ("sweep.space.paths={raw: {choices: [a]}}", "sweep.space.paths.raw: unknown parameter paths.raw"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            "sweep.space.model.units={low: 8, high: 16, choices: [8, 16]}",
+            "sweep.space.model.units: choices must be a non-empty list, without low/high",
+        ),
+        ("sweep.space.model.pooling={choices: []}", "sweep.space.model.pooling: choices must be a non-empty list"),
+        ("sweep.space.model.units={low: 8}", "sweep.space.model.units: give low and high (or choices)"),
+        ("sweep.space.model.units={high: 8}", "sweep.space.model.units: give low and high (or choices)"),
+        (
+            "sweep.space.model.pooling={low: 1, high: 2}",
+            "sweep.space.model.pooling: model.pooling is not a number; give choices",
+        ),
+        ("sweep.space.model.units={low: 16, high: 16}", "sweep.space.model.units: empty or inverted range"),
+        (
+            "sweep.space.model.units={low: 8.5, high: 16}",
+            "model.units is an integer; low, high and step must be integers",
+        ),
+        (
+            "sweep.space.model.units={low: 8, high: 16, step: 2, log: true}",
+            "sweep.space.model.units: a log range needs low > 0 and no step",
+        ),
+        (
+            "sweep.space.model.dropout={low: 0.0, high: 0.5, log: true}",
+            "sweep.space.model.dropout: a log range needs low > 0",
+        ),
+        ("sweep.space.model.dropout={low: 0.1, high: 0.5, step: -0.1}", "sweep.space.model.dropout: step must be > 0"),
+        (
+            "sweep.space.model.units={low: 8, high: 16, by: 2}",
+            "sweep.space.model.units: a dimension takes low, high, step, log or choices",
+        ),
+        ("sweep.space.model.layers={low: 1, high: 3}", "sweep.space.model.layers: unknown parameter model.layers"),
+        ("sweep.space.paths={raw: {choices: [a]}}", "sweep.space.paths.raw: unknown parameter paths.raw"),
+    ],
+)
 def test_every_search_space_rule_is_one_clear_message(settings, message):
     # Config composes a bad space (it never reads the sweep's code); the sweep refuses it first.
     cfg = config.validate(with_settings(settings))
@@ -291,8 +354,14 @@ def prunes_at(pruner, curves: list[list[float]]) -> list[int | None]:
 def test_the_baseline_is_the_config_as_it_stands_when_the_space_holds_it():
     values, problem = search_space.baseline_point(config.compose([]))
     assert problem is None
-    assert values == {"model.units": 64, "model.dropout": 0.5, "model.pooling": "max", "data.maxlen": 500,
-                      "train.word_dropout": 0.0, "train.lr_schedule": "constant"}
+    assert values == {
+        "model.units": 64,
+        "model.dropout": 0.5,
+        "model.pooling": "max",
+        "data.maxlen": 500,
+        "train.word_dropout": 0.0,
+        "train.lr_schedule": "constant",
+    }
     _, problem = search_space.baseline_point(config.compose(["data.maxlen=420"]))  # off the space's step of 50
     assert problem == "data.maxlen=420 is outside the search space"
     _, problem = search_space.baseline_point(config.compose(["sweep.space.model.units.high=48"]))
@@ -307,9 +376,11 @@ def test_median_pruner_never_judges_a_first_epoch():
 
 def test_halving_keeps_the_better_half_after_epochs_1_and_2():
     cfg = config.compose(["sweep.pruner=halving", "sweep.epochs=4"])
-    curves = [[0.70, 0.80, 0.80, 0.80],
-              [0.72, 0.75, 0.80, 0.80],  # better half after epoch 1, worse half after epoch 2
-              [0.60, 0.70, 0.70, 0.70],  # worse half after epoch 1
-              [0.75, 0.70, 0.70, 0.70],
-              [0.74, 0.85, 0.86, 0.87]]
+    curves = [
+        [0.70, 0.80, 0.80, 0.80],
+        [0.72, 0.75, 0.80, 0.80],  # better half after epoch 1, worse half after epoch 2
+        [0.60, 0.70, 0.70, 0.70],  # worse half after epoch 1
+        [0.75, 0.70, 0.70, 0.70],
+        [0.74, 0.85, 0.86, 0.87],
+    ]
     assert prunes_at(studies.make_pruner(cfg.sweep), curves) == [None, 2, 1, 2, None]

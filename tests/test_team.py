@@ -10,8 +10,17 @@ import subprocess
 
 from tests.conftest import dvc, git, run_module
 
-TEXT_OUTPUTS = ["dvc.lock", "params.yaml", ".dvc/config", "reports/metrics.json", "reports/baseline.json",
-                "models/run.json", "models/settings.json", "data/raw/source.json", "data/tokens/stats.json"]
+TEXT_OUTPUTS = [
+    "dvc.lock",
+    "params.yaml",
+    ".dvc/config",
+    "reports/metrics.json",
+    "reports/baseline.json",
+    "models/run.json",
+    "models/settings.json",
+    "data/raw/source.json",
+    "data/tokens/stats.json",
+]
 
 
 def test_a_teammate_pulls_the_pipeline_instead_of_retraining(repo, tmp_path, monkeypatch):

@@ -10,17 +10,24 @@ import numpy as np
 import pytest
 
 from src.lib import data, model_folder
-from src.stages import download, pad, tokenize
-from src.lib.errors import UserError
 from src.lib.data import load_ragged
+from src.lib.errors import UserError
 from src.lib.text import OOV_ID, Vocabulary, standardize
 from src.lib.text import pad as pad_sequences
+from src.stages import download, pad, tokenize
 from tests.conftest import movie_files, review_files, with_archive, write_archive
 
 
 def test_standardize_lowercases_and_drops_markup_and_punctuation():
-    assert standardize("Great<br /><br />film! Don't MISS it... 10/10") == \
-        ["great", "film", "don't", "miss", "it", "10", "10"]
+    assert standardize("Great<br /><br />film! Don't MISS it... 10/10") == [
+        "great",
+        "film",
+        "don't",
+        "miss",
+        "it",
+        "10",
+        "10",
+    ]
     assert standardize("") == []
 
 
@@ -94,16 +101,24 @@ def test_the_tokenize_stage_splits_by_movie_from_the_archives_urls_files(tmp_pat
     # Without the urls files (the labeled-only copy of the archive) the split is refused in one line.
     with pytest.raises(UserError, match="needs the archive's movie files"):
         (tmp_path / "labeled").mkdir()
-        build_tokens(tmp_path / "labeled", movies=False, cfg=replace(cfg, paths=replace(cfg.paths, raw=str(tmp_path / "labeled-raw"),
-                                                                            tokens=str(tmp_path / "labeled-tokens"))))
+        build_tokens(
+            tmp_path / "labeled",
+            movies=False,
+            cfg=replace(
+                cfg,
+                paths=replace(cfg.paths, raw=str(tmp_path / "labeled-raw"), tokens=str(tmp_path / "labeled-tokens")),
+            ),
+        )
 
 
 def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
     # Every training review gets a word of its own, and the vocabulary is large enough for
     # all words: those of the reviews carved out for validation must still be absent.
     cfg = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=1000))
-    files = {name: data + (b" marker%d" % i if "/train/" in name else b"")
-             for i, (name, data) in enumerate(review_files().items())} | movie_files()
+    files = {
+        name: data + (b" marker%d" % i if "/train/" in name else b"")
+        for i, (name, data) in enumerate(review_files().items())
+    } | movie_files()
     files |= {f"aclImdb/test/pos/{100 + i}_8.txt": b"zyzzyva " * 50 for i in range(3)}
     archive = tmp_path / "a.tar.gz"
     write_archive(archive, files)
@@ -120,8 +135,7 @@ def test_vocabulary_comes_from_training_reviews_only(tmp_path, tiny_cfg):
 
 
 def test_empty_and_non_utf8_reviews(tmp_path, tiny_cfg):
-    extra = {"aclImdb/test/neg/200_1.txt": b"",
-             "aclImdb/test/pos/201_9.txt": b"caf\xe9 great \xff\xfe film"}
+    extra = {"aclImdb/test/neg/200_1.txt": b"", "aclImdb/test/pos/201_9.txt": b"caf\xe9 great \xff\xfe film"}
     stats = build_tokens(tmp_path, tiny_cfg, extra)
     assert stats["test"]["empty"] == 1
     sequences, labels = load_ragged(Path(tiny_cfg.paths.tokens) / "test.npz")
@@ -141,11 +155,14 @@ def test_token_files_load_without_pickle(tmp_path, tiny_cfg):
 
 
 # The empty review (third) is one unknown word (id 1), never a row of padding only.
-@pytest.mark.parametrize("padding, truncating, expected", [
-    ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6], [0, 0, 0, 1]]),
-    ("post", "post", [[1, 2, 0, 0], [1, 2, 3, 4], [1, 0, 0, 0]]),
-    ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6], [1, 0, 0, 0]]),
-])
+@pytest.mark.parametrize(
+    "padding, truncating, expected",
+    [
+        ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6], [0, 0, 0, 1]]),
+        ("post", "post", [[1, 2, 0, 0], [1, 2, 3, 4], [1, 0, 0, 0]]),
+        ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6], [1, 0, 0, 0]]),
+    ],
+)
 def test_pad_sides(padding, truncating, expected):
     sequences = [np.array([1, 2]), np.array([1, 2, 3, 4, 5, 6]), np.array([], dtype=np.int32)]
     out = pad_sequences(sequences, 4, padding, truncating)
@@ -170,8 +187,11 @@ def test_pad_stage_and_repadding_for_another_maxlen(tmp_path, tiny_cfg):
 def test_a_smaller_num_words_at_load_time_equals_tokenizing_with_it(tmp_path, tiny_cfg):
     build_tokens(tmp_path, tiny_cfg)  # num_words=40
     pad.pad_splits(tiny_cfg)
-    small = replace(tiny_cfg, data=replace(tiny_cfg.data, num_words=12),
-                    paths=replace(tiny_cfg.paths, tokens=str(tmp_path / "tokens12"), padded=str(tmp_path / "padded12")))
+    small = replace(
+        tiny_cfg,
+        data=replace(tiny_cfg.data, num_words=12),
+        paths=replace(tiny_cfg.paths, tokens=str(tmp_path / "tokens12"), padded=str(tmp_path / "padded12")),
+    )
     tokenize.tokenize(small)
     cut = replace(tiny_cfg, data=small.data)  # the 40-word tokens read with num_words=12
     for split in ("train", "val", "test"):

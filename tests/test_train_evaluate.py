@@ -14,9 +14,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from src.stages import evaluate, train
 from src.lib import model_folder, tracking, training
 from src.lib.errors import UserError
+from src.stages import evaluate, train
 from tests.conftest import movie_files, with_archive, write_archive
 
 
@@ -47,7 +47,10 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     assert set(inputs) == {"imdb-train", "imdb-val", "imdb-test"}
     assert {tag.key: tag.value for tag in inputs["imdb-val"].tags}["reviews"] == "8"
     assert {tag.value for d in inputs.values() for tag in d.tags if tag.key == "mlflow.data.context"} == {
-        "training", "validation", "test"}
+        "training",
+        "validation",
+        "test",
+    }
     assert len({d.dataset.digest for d in inputs.values()}) == 3
     # System metrics on by default (tracking.system_metrics), and keras pinned beside tensorflow.
     assert any(name.startswith("system/") for name in run.data.metrics), sorted(run.data.metrics)
@@ -55,6 +58,7 @@ def test_train_saves_a_safe_model_and_logs_a_complete_run(prepared_cfg, isolated
     assert f"keras=={importlib.metadata.version('keras')}" in requirements.split()
 
     import keras
+
     model = keras.saving.load_model(Path(prepared_cfg.paths.model) / model_folder.MODEL_FILE, safe_mode=True)
     lstm = model.get_layer("bidirectional_lstm")
     assert lstm.forward_layer.units == lstm.backward_layer.units == 8
@@ -87,16 +91,22 @@ def test_evaluate_writes_metrics_and_plots_and_completes_the_training_run(prepar
 
     # Every review's prediction, test (evaluate) and validation (train), as reports and artifacts.
     from src.lib import predictions
+
     test = predictions.load(reports / "predictions" / "test.npz")
     assert test.accuracy == pytest.approx(metrics["accuracy"])
     assert test.label.tolist() == [0] * 16 + [1] * 16  # the tokenize stage's order: neg, then pos
     assert sorted(test.review_id[:16].tolist()) == list(range(16))  # the numbers in the file names
     val = predictions.load(reports / "predictions" / "val.npz")
     assert len(val.label) == 8 and val.accuracy == pytest.approx(run.data.metrics["best_val_accuracy"])
-    assert {a.path for a in client(isolated_tracking).list_artifacts(run_id, "predictions")} == \
-        {"predictions/test.npz", "predictions/val.npz"}
-    logged = predictions.load(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions/test.npz",
-                                                                  dst_path=str(tmp_path / "logged")))
+    assert {a.path for a in client(isolated_tracking).list_artifacts(run_id, "predictions")} == {
+        "predictions/test.npz",
+        "predictions/val.npz",
+    }
+    logged = predictions.load(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="predictions/test.npz", dst_path=str(tmp_path / "logged")
+        )
+    )
     assert np.array_equal(logged.probability, test.probability) and logged.digest == test.digest
     assert run.data.tags["predictions.test.digest"] == test.digest != val.digest
 
@@ -110,26 +120,35 @@ def test_early_stopping_stops_when_validation_stalls(prepared_cfg):
 def test_refit_retrains_on_train_and_validation_for_the_epochs_validation_chose(prepared_cfg, isolated_tracking):
     # Patience 1 over 6 epochs with a vanishing learning rate: epoch 1 is kept, so the refit
     # runs one epoch, on the training and validation reviews together.
-    cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, epochs=6, patience=1, learning_rate=1e-12,
-                                              refit=True))
+    cfg = replace(
+        prepared_cfg, train=replace(prepared_cfg.train, epochs=6, patience=1, learning_rate=1e-12, refit=True)
+    )
     result = train.train(cfg)
     assert result["epochs"] == 2
     metrics = client(isolated_tracking).get_run(result["run_id"]).data.metrics
     assert metrics["refit_epochs"] == 1
     assert [m.step for m in client(isolated_tracking).get_metric_history(result["run_id"], "refit_loss")] == [1]
     assert "refit_val_accuracy" not in metrics  # validation reviews are training data in the refit
-    assert training.kept_epoch([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7},
-                             {"epoch": 3, "val_accuracy": 0.7}], patience=1) == 2
+    assert (
+        training.kept_epoch(
+            [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}, {"epoch": 3, "val_accuracy": 0.7}],
+            patience=1,
+        )
+        == 2
+    )
     assert training.kept_epoch([{"epoch": 1, "val_accuracy": 0.7}, {"epoch": 2, "val_accuracy": 0.5}], patience=0) == 2
 
 
-@pytest.mark.cpu_only("member 0 equals the model its seed trains alone, weight for weight: GPU kernels add in "
-                     "any order (train.deterministic makes them repeat)")
-def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trains_alone(prepared_cfg, isolated_tracking,
-                                                                                        tmp_path):
+@pytest.mark.cpu_only(
+    "member 0 equals the model its seed trains alone, weight for weight: GPU kernels add in "
+    "any order (train.deterministic makes them repeat)"
+)
+def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trains_alone(
+    prepared_cfg, isolated_tracking, tmp_path
+):
     from src.lib import batches
-    from src.lib.model import load_model
     from src.lib.data import load_split
+    from src.lib.model import load_model
 
     cfg = replace(prepared_cfg, train=replace(prepared_cfg.train, ensemble=2))
     result = train.train(cfg)
@@ -148,13 +167,16 @@ def test_an_ensemble_averages_members_of_consecutive_seeds_each_as_its_seed_trai
     assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "member1_val_accuracy")] == [1, 2]
     # Training is reproducible: member 0 is, weight for weight and epoch for epoch, the model seed
     # 42 trains alone; member 1 (seed 43) is another model.
-    single_cfg = replace(cfg, train=replace(cfg.train, ensemble=1), paths=replace(cfg.paths, model=str(tmp_path / "one")))
+    single_cfg = replace(
+        cfg, train=replace(cfg.train, ensemble=1), paths=replace(cfg.paths, model=str(tmp_path / "one"))
+    )
     single = train.train(single_cfg)
     alone = load_model(Path(single_cfg.paths.model) / model_folder.MODEL_FILE).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(alone, saved.get_layer("member_0").get_weights()))
     assert not all(np.array_equal(x, y) for x, y in zip(alone, saved.get_layer("member_1").get_weights()))
-    assert [m.value for m in mlflow_client.get_metric_history(single["run_id"], "val_loss")] == \
-        [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "val_loss")]
+    assert [m.value for m in mlflow_client.get_metric_history(single["run_id"], "val_loss")] == [
+        m.value for m in mlflow_client.get_metric_history(run.info.run_id, "val_loss")
+    ]
     assert "member1_val_loss" not in mlflow_client.get_run(single["run_id"]).data.metrics
 
 
@@ -195,17 +217,24 @@ def noise_archive(path: Path) -> Path:
     to epoch instead of climbing to 1, so the last epoch need not be the best."""
     rng = random.Random(0)
     words = [f"w{i}" for i in range(30)]
-    write_archive(path, {f"aclImdb/{split}/{label}/{i}_5.txt": " ".join(rng.choice(words) for _ in range(10)).encode()
-                         for split in ("train", "test") for label in ("pos", "neg") for i in range(16)}
-                  | movie_files())
+    write_archive(
+        path,
+        {
+            f"aclImdb/{split}/{label}/{i}_5.txt": " ".join(rng.choice(words) for _ in range(10)).encode()
+            for split in ("train", "test")
+            for label in ("pos", "neg")
+            for i in range(16)
+        }
+        | movie_files(),
+    )
     return path
 
 
 def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path, isolated_tracking):
     from src.lib import batches, registry
-    from src.stages import download, pad, tokenize
-    from src.lib.model import load_model
     from src.lib.data import load_split
+    from src.lib.model import load_model
+    from src.stages import download, pad, tokenize
 
     cfg = with_archive(tiny_cfg, noise_archive(tmp_path / "noise.tar.gz"))
     download.download(cfg)
@@ -228,8 +257,9 @@ def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path
         metrics = client(isolated_tracking).get_run(result["run_id"]).data.metrics
         assert metrics["best_val_accuracy"] == pytest.approx(expected)
         evaluate.evaluate(cfg)  # registers the model with the accuracy promote compares
-        version = client(isolated_tracking).get_model_version_by_alias(cfg.tracking.registered_model,
-                                                                       registry.CHALLENGER)
+        version = client(isolated_tracking).get_model_version_by_alias(
+            cfg.tracking.registered_model, registry.CHALLENGER
+        )
         assert version.run_id == result["run_id"] and float(version.tags[registry.VAL_TAG]) == pytest.approx(expected)
 
 
@@ -237,11 +267,16 @@ def test_the_train_stage_prints_no_mlflow_warning(prepared_cfg, tmp_path, tiny_a
     # The logged model's signature comes from its predict's type hints, so MLflow asks for none.
     from tests.conftest import TINY_OVERRIDES, archive_overrides, output_paths, run_module
 
-    done = run_module("src.stages.train", *TINY_OVERRIDES, *output_paths(tmp_path / "out"), *archive_overrides(tiny_archive))
+    done = run_module(
+        "src.stages.train", *TINY_OVERRIDES, *output_paths(tmp_path / "out"), *archive_overrides(tiny_archive)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "UserWarning" not in done.stdout + done.stderr and "type hint" not in done.stdout + done.stderr
-    [run] = client(isolated_tracking).search_runs([client(isolated_tracking).get_experiment_by_name("imdb-lstm").experiment_id])
+    [run] = client(isolated_tracking).search_runs(
+        [client(isolated_tracking).get_experiment_by_name("imdb-lstm").experiment_id]
+    )
     mlflow.set_tracking_uri(isolated_tracking)  # an earlier test in this process may have pointed MLflow elsewhere
     model = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")
-    assert model.signature.inputs.to_dict() == [{"type": "object", "properties": {"review": {"type": "string", "required": True}},
-                                                 "required": True}]
+    assert model.signature.inputs.to_dict() == [
+        {"type": "object", "properties": {"review": {"type": "string", "required": True}}, "required": True}
+    ]

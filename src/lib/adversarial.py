@@ -36,7 +36,7 @@ def perturbation(direction, mask, epsilon: float):
         direction = direction * tf.cast(mask, direction.dtype)[:, :, None]
     largest = tf.reduce_max(tf.abs(direction), axis=(1, 2), keepdims=True) + 1e-12
     scaled = direction / largest
-    norm = tf.sqrt(tf.reduce_sum(scaled ** 2, axis=(1, 2), keepdims=True) + 1e-6)
+    norm = tf.sqrt(tf.reduce_sum(scaled**2, axis=(1, 2), keepdims=True) + 1e-6)
     return epsilon * scaled / norm
 
 

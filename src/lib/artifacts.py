@@ -85,7 +85,7 @@ def remove_abandoned(final: Path) -> None:
     """Delete temporary siblings of `final` whose writing process no longer exists."""
     for kind in ("tmp", "old"):
         for leftover in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*-*"):
-            pid = leftover.name[len(f".{final.name}.{kind}-"):].split("-", 1)[0]
+            pid = leftover.name[len(f".{final.name}.{kind}-") :].split("-", 1)[0]
             if not pid.isdigit() or process_alive(int(pid)):
                 continue
             if leftover.is_dir() and not leftover.is_symlink():

@@ -35,9 +35,9 @@ def training_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     chunk = batch_size * CHUNK_BATCHES
     batches = []
     for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
+        part = order[start : start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -61,14 +61,15 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: 
         else:
             order = rng.permutation(len(x))
             for i in range(0, len(order), cfg.batch_size):
-                yield order[i:i + cfg.batch_size], x.shape[1]
+                yield order[i : i + cfg.batch_size], x.shape[1]
 
     def epoch():
         for rows, width in batch_rows():
             xb = x[rows, :width]
             if unlabeled is not None:
-                extra = unlabeled_rows(by_length, sorted_lengths, width, cfg.length_step,
-                                       round(len(rows) * cfg.vat_unlabeled_ratio), rng)
+                extra = unlabeled_rows(
+                    by_length, sorted_lengths, width, cfg.length_step, round(len(rows) * cfg.vat_unlabeled_ratio), rng
+                )
                 xb = np.concatenate([xb, unlabeled[extra, :width]])
             if cfg.word_dropout:
                 xb = drop_words(xb, cfg.word_dropout, rng)
@@ -77,8 +78,9 @@ def training_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, unlabeled: 
     return _dataset(epoch, n_batches=math.ceil(len(x) / cfg.batch_size))
 
 
-def unlabeled_rows(by_length: np.ndarray, sorted_lengths: np.ndarray, width: int, step: int, count: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def unlabeled_rows(
+    by_length: np.ndarray, sorted_lengths: np.ndarray, width: int, step: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """`count` rows drawn at random among the unlabeled reviews of the labeled batch's length
     bucket (longer than width - step, at most `width`), so they add no steps and, over an epoch,
     follow the labeled reviews' lengths; when the bucket holds fewer than `count`, among the
@@ -102,12 +104,13 @@ def drop_words(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarr
 @dataclass(frozen=True)
 class Batching:
     """What prediction reads of train.*: the model folder stores these (src.lib.model_folder)."""
+
     eval_batch_size: int
     bucket_by_length: bool
     length_step: int
 
     @classmethod
-    def of(cls, train: TrainConfig) -> "Batching":
+    def of(cls, train: TrainConfig) -> Batching:
         return cls(**{f.name: getattr(train, f.name) for f in fields(cls)})
 
 
@@ -123,7 +126,7 @@ def prediction_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig | B
 
     def once():
         for i in range(0, len(order), cfg.eval_batch_size):
-            rows = order[i:i + cfg.eval_batch_size]
+            rows = order[i : i + cfg.eval_batch_size]
             width = batch_length(lengths[rows], cfg.length_step, x.shape[1]) if cfg.bucket_by_length else x.shape[1]
             yield x[rows, :width], labels[rows]
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
-from typing import Any
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -104,7 +103,7 @@ class SweepConfig:
 
 @dataclass
 class PretrainConfig:
-    method: str          # none | word2vec
+    method: str  # none | word2vec
     unlabeled: bool
     epochs: int
     window: int
@@ -117,7 +116,7 @@ class PretrainConfig:
 
 @dataclass
 class BaselineConfig:
-    method: str          # nblr | tfidf
+    method: str  # nblr | tfidf
     ngram_max: int
     min_df: int
     sublinear_tf: bool
@@ -162,39 +161,56 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
     return [
         (d.num_words >= 3, f"data.num_words must be >= 3 (padding, unknown, and at least one word), got {d.num_words}"),
         (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {d.val_fraction}"),
-        (d.val_split in ("random", "contiguous", "movie"),
-         f"data.val_split must be 'random', 'contiguous' or 'movie', got {d.val_split!r}"),
+        (
+            d.val_split in ("random", "contiguous", "movie"),
+            f"data.val_split must be 'random', 'contiguous' or 'movie', got {d.val_split!r}",
+        ),
         (d.maxlen > 0, f"data.maxlen must be > 0, got {d.maxlen}"),
         (d.padding in ("pre", "post"), f"data.padding must be 'pre' or 'post', got {d.padding!r}"),
         (d.truncating in ("pre", "post"), f"data.truncating must be 'pre' or 'post', got {d.truncating!r}"),
-        (len(d.sha256) == 64 and all(c in "0123456789abcdef" for c in d.sha256.lower()),
-         f"data.sha256 must be 64 hex digits, got {d.sha256!r}"),
+        (
+            len(d.sha256) == 64 and all(c in "0123456789abcdef" for c in d.sha256.lower()),
+            f"data.sha256 must be 64 hex digits, got {d.sha256!r}",
+        ),
         (m.embedding_dim > 0, f"model.embedding_dim must be > 0, got {m.embedding_dim}"),
         (m.units > 0, f"model.units must be > 0, got {m.units}"),
         (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
         (m.pooling in ("last", "mean", "max"), f"model.pooling must be 'last', 'mean' or 'max', got {m.pooling!r}"),
-        (m.pooling == "last" or m.mask_padding,
-         f"model.pooling={m.pooling} needs model.mask_padding=true (else padding steps enter the pooling)"),
+        (
+            m.pooling == "last" or m.mask_padding,
+            f"model.pooling={m.pooling} needs model.mask_padding=true (else padding steps enter the pooling)",
+        ),
         (t.epochs > 0, f"train.epochs must be > 0, got {t.epochs}"),
         (t.batch_size > 0, f"train.batch_size must be > 0, got {t.batch_size}"),
         (t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}"),
-        (t.lr_schedule in ("constant", "cosine"),
-         f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}"),
+        (
+            t.lr_schedule in ("constant", "cosine"),
+            f"train.lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}",
+        ),
         (t.clipnorm is None or t.clipnorm > 0, f"train.clipnorm must be > 0 or null (no clipping), got {t.clipnorm}"),
         (0 <= t.word_dropout < 1, f"train.word_dropout must be in [0, 1), got {t.word_dropout}"),
         (t.patience >= 0, f"train.patience must be >= 0 (0 turns early stopping off), got {t.patience}"),
         (t.ensemble >= 1, f"train.ensemble must be >= 1 (the number of models averaged), got {t.ensemble}"),
         (t.eval_batch_size > 0, f"train.eval_batch_size must be > 0, got {t.eval_batch_size}"),
-        (not m.mask_padding or d.padding == "post",
-         "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)"),
-        (not t.bucket_by_length or m.mask_padding,
-         "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)"),
-        (t.adversarial in ADVERSARIAL, f"train.adversarial must be one of {', '.join(ADVERSARIAL)}, got {t.adversarial!r}"),
+        (
+            not m.mask_padding or d.padding == "post",
+            "model.mask_padding needs data.padding=post (a masked LSTM runs on cuDNN only with right padding)",
+        ),
+        (
+            not t.bucket_by_length or m.mask_padding,
+            "train.bucket_by_length needs model.mask_padding=true (else a review's score depends on its batch)",
+        ),
+        (
+            t.adversarial in ADVERSARIAL,
+            f"train.adversarial must be one of {', '.join(ADVERSARIAL)}, got {t.adversarial!r}",
+        ),
         (t.adversarial_epsilon > 0, f"train.adversarial_epsilon must be > 0, got {t.adversarial_epsilon}"),
         (t.vat_xi > 0, f"train.vat_xi must be > 0, got {t.vat_xi}"),
         (t.vat_unlabeled_ratio > 0, f"train.vat_unlabeled_ratio must be > 0, got {t.vat_unlabeled_ratio}"),
-        (t.adversarial != "vat" or m.mask_padding,
-         "train.adversarial=vat needs model.mask_padding=true (a batch joins reviews of other lengths)"),
+        (
+            t.adversarial != "vat" or m.mask_padding,
+            "train.adversarial=vat needs model.mask_padding=true (a batch joins reviews of other lengths)",
+        ),
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
         (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
@@ -205,21 +221,31 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (sw.stale_trial_seconds >= 3, f"sweep.stale_trial_seconds must be >= 3, got {sw.stale_trial_seconds}"),
         (bool(sw.study_name), "sweep.study_name must be a non-empty name"),
         (bool(sw.space), "sweep.space must name at least one dimension"),
-        (cfg.pretrain.method in PRETRAIN_METHODS,
-         f"pretrain.method must be one of {', '.join(PRETRAIN_METHODS)}, got {cfg.pretrain.method!r}"),
-        (cfg.pretrain.epochs > 0 and cfg.pretrain.window > 0 and cfg.pretrain.min_count > 0,
-         "pretrain.epochs, pretrain.window and pretrain.min_count must be > 0"),
-        (cfg.pretrain.lm_epochs > 0 and cfg.pretrain.lm_window >= 2 and cfg.pretrain.lm_output_words >= 3,
-         "pretrain.lm_epochs must be > 0, pretrain.lm_window >= 2 and pretrain.lm_output_words >= 3"),
+        (
+            cfg.pretrain.method in PRETRAIN_METHODS,
+            f"pretrain.method must be one of {', '.join(PRETRAIN_METHODS)}, got {cfg.pretrain.method!r}",
+        ),
+        (
+            cfg.pretrain.epochs > 0 and cfg.pretrain.window > 0 and cfg.pretrain.min_count > 0,
+            "pretrain.epochs, pretrain.window and pretrain.min_count must be > 0",
+        ),
+        (
+            cfg.pretrain.lm_epochs > 0 and cfg.pretrain.lm_window >= 2 and cfg.pretrain.lm_output_words >= 3,
+            "pretrain.lm_epochs must be > 0, pretrain.lm_window >= 2 and pretrain.lm_output_words >= 3",
+        ),
         (cfg.baseline.ngram_max >= 1, f"baseline.ngram_max must be >= 1, got {cfg.baseline.ngram_max}"),
         (cfg.baseline.min_df >= 1, f"baseline.min_df must be >= 1, got {cfg.baseline.min_df}"),
         (cfg.baseline.C > 0, f"baseline.C must be > 0, got {cfg.baseline.C}"),
-        (cfg.baseline.method in BASELINE_METHODS,
-         f"baseline.method must be one of {', '.join(BASELINE_METHODS)}, got {cfg.baseline.method!r}"),
+        (
+            cfg.baseline.method in BASELINE_METHODS,
+            f"baseline.method must be one of {', '.join(BASELINE_METHODS)}, got {cfg.baseline.method!r}",
+        ),
         (0 < cfg.blend.weight_step <= 1, f"blend.weight_step must be in (0, 1], got {cfg.blend.weight_step}"),
         (cfg.baseline.nb_alpha > 0, f"baseline.nb_alpha must be > 0, got {cfg.baseline.nb_alpha}"),
-        (cfg.baseline.method != "nblr" or not cfg.baseline.sublinear_tf,
-         "baseline.sublinear_tf is TF-IDF's: baseline.method=nblr uses binary n-grams (set it false)"),
+        (
+            cfg.baseline.method != "nblr" or not cfg.baseline.sublinear_tf,
+            "baseline.sublinear_tf is TF-IDF's: baseline.method=nblr uses binary n-grams (set it false)",
+        ),
     ]
 
 
@@ -288,7 +314,7 @@ def _parse_params(path: str | Path, text: str) -> Config:
 
 
 OVERRIDES_PREFIX = "# overrides: "  # a line of params.yaml: the overrides it was composed with, as JSON
-EXPERIMENT_ENV = "DVC_EXP_NAME"     # set by `dvc exp run`, which composes params.yaml from conf/ first
+EXPERIMENT_ENV = "DVC_EXP_NAME"  # set by `dvc exp run`, which composes params.yaml from conf/ first
 
 
 def recorded_overrides(text: str) -> list[str] | None:
@@ -296,7 +322,7 @@ def recorded_overrides(text: str) -> list[str] | None:
     for line in text.splitlines():
         if line.startswith(OVERRIDES_PREFIX):
             try:
-                overrides = json.loads(line[len(OVERRIDES_PREFIX):])
+                overrides = json.loads(line[len(OVERRIDES_PREFIX) :])
             except json.JSONDecodeError:
                 return None
             return overrides if isinstance(overrides, list) and all(isinstance(o, str) for o in overrides) else None
@@ -326,14 +352,18 @@ def load_for_stage(path: str | Path = PARAMS_FILE) -> Config:
     if overrides is None:
         if os.environ.get(EXPERIMENT_ENV):
             return cfg
-        raise UserError(f"{path} does not record the overrides it was composed with (edited by hand, or left by "
-                        "`dvc exp run`): regenerate it with `python -m src.config [overrides]`, or use `dvc exp run`")
+        raise UserError(
+            f"{path} does not record the overrides it was composed with (edited by hand, or left by "
+            "`dvc exp run`): regenerate it with `python -m src.config [overrides]`, or use `dvc exp run`"
+        )
     current = compose(overrides)
     if current != cfg:
         key = _first_difference(cfg.to_dict(), current.to_dict())
         command_line = shlex.join(["python", "-m", "src.config", *overrides])
-        raise UserError(f"{path} is stale: conf/ composed with its overrides {overrides} now gives a different {key} "
-                        f"(conf/ edited since, or {path} by hand): regenerate it with `{command_line}`")
+        raise UserError(
+            f"{path} is stale: conf/ composed with its overrides {overrides} now gives a different {key} "
+            f"(conf/ edited since, or {path} by hand): regenerate it with `{command_line}`"
+        )
     return cfg
 
 
@@ -362,8 +392,12 @@ def from_argv(argv: list[str], usage: str = "", stage: bool = True) -> Config:
 def add_arguments(parser, overrides: bool = False) -> None:
     """A command's config options on its argparse parser: `--params FILE`, and with `overrides`
     Hydra overrides of conf/ and `--cfg job`; `from_args` turns them into the config."""
-    parser.add_argument("--params", metavar="FILE", help="a composed params.yaml to read" + (
-        " instead of composing conf/" if overrides else f" (default: {PARAMS_FILE})"))
+    parser.add_argument(
+        "--params",
+        metavar="FILE",
+        help="a composed params.yaml to read"
+        + (" instead of composing conf/" if overrides else f" (default: {PARAMS_FILE})"),
+    )
     if overrides:
         parser.add_argument("--cfg", choices=["job"], help="print the composed config and exit")
         parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, e.g. model.units=64")
@@ -374,7 +408,9 @@ def from_args(args) -> Config:
     overrides = getattr(args, "overrides", None)
     if args.params and overrides:
         raise UserError("give --params FILE or overrides, not both (edit conf/ or use `dvc exp run -S`)")
-    argv = ["--params", args.params] if args.params else overrides if overrides is not None else ["--params", PARAMS_FILE]
+    argv = (
+        ["--params", args.params] if args.params else overrides if overrides is not None else ["--params", PARAMS_FILE]
+    )
     return from_argv((["--cfg", "job"] if getattr(args, "cfg", None) else []) + argv, stage=False)
 
 
@@ -383,30 +419,39 @@ def _refuse_multirun(argv: list[str]) -> None:
     from hydra.errors import HydraException
 
     if {"-m", "--multirun"} & set(argv):
-        raise UserError("-m/--multirun is not run here: sweep values with `python -m src.sweep`, or queue one DVC "
-                        "experiment per value (`dvc exp run --queue -S key=value`, then `dvc queue start`)")
+        raise UserError(
+            "-m/--multirun is not run here: sweep values with `python -m src.sweep`, or queue one DVC "
+            "experiment per value (`dvc exp run --queue -S key=value`, then `dvc queue start`)"
+        )
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
     except HydraException:
         return  # compose reports a malformed override in its own words
     for override in overrides:
         if override.is_sweep_override():
-            raise UserError(f"{override.input_line} asks for several runs: sweep them with `python -m src.sweep` "
-                            f"(sweep.space.{override.key_or_group}), or queue one DVC experiment per value "
-                            f"(`dvc exp run --queue -S {override.key_or_group}=<value>`, then `dvc queue start`)")
+            raise UserError(
+                f"{override.input_line} asks for several runs: sweep them with `python -m src.sweep` "
+                f"(sweep.space.{override.key_or_group}), or queue one DVC experiment per value "
+                f"(`dvc exp run --queue -S {override.key_or_group}=<value>`, then `dvc queue start`)"
+            )
 
 
 def help_text(usage: str) -> str:
     """`usage` and what every command line composed from conf/ takes."""
     groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "experiment")
     presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-    return "\n".join([usage.strip(), "",
-                      "Overrides (Hydra syntax) of the config in conf/, one default per key:",
-                      f"  config groups: {', '.join(groups)} (conf/<group>/*.yaml; e.g. model.units=64)",
-                      f"  presets: experiment={{{','.join(presets)}}} (experiments/*.yaml)",
-                      "  --params FILE   read a composed params.yaml instead (what dvc.yaml runs)",
-                      "  --cfg job       print the composed config and exit",
-                      "example: experiment=lecture12 model.units=64 train.epochs=2"])
+    return "\n".join(
+        [
+            usage.strip(),
+            "",
+            "Overrides (Hydra syntax) of the config in conf/, one default per key:",
+            f"  config groups: {', '.join(groups)} (conf/<group>/*.yaml; e.g. model.units=64)",
+            f"  presets: experiment={{{','.join(presets)}}} (experiments/*.yaml)",
+            "  --params FILE   read a composed params.yaml instead (what dvc.yaml runs)",
+            "  --cfg job       print the composed config and exit",
+            "example: experiment=lecture12 model.units=64 train.epochs=2",
+        ]
+    )
 
 
 def to_yaml(cfg: Config, overrides: list[str] | None = None) -> str:

@@ -16,8 +16,10 @@ from src.lib.errors import UserError
 from src.lib.text import OOV_ID, pad
 
 SPLITS = ("train", "val", "test")
-UNLABELED = "unsup"  # train/unsup's reviews but those of validation or test movies: what virtual adversarial training reads
-NO_LABEL = -1        # the label an unlabeled review carries in the token and padded files
+UNLABELED = (
+    "unsup"  # train/unsup's reviews but those of validation or test movies: what virtual adversarial training reads
+)
+NO_LABEL = -1  # the label an unlabeled review carries in the token and padded files
 LABELS = {"neg": 0, "pos": 1}  # the archive's folders of labeled reviews
 SOURCE_FILE = "source.json"  # written by the download stage beside the reviews: which archive they came from
 META_FILE = "meta.json"  # the padding settings the arrays were made with
@@ -87,8 +89,13 @@ def save_ragged(path: Path, sequences: list[list[int]], labels: list[int], revie
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     ids = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
-    save_npz(path, ids=ids, offsets=offsets, labels=np.asarray(labels, dtype=np.int8),
-             review_ids=np.asarray(review_ids, dtype=np.int32))
+    save_npz(
+        path,
+        ids=ids,
+        offsets=offsets,
+        labels=np.asarray(labels, dtype=np.int8),
+        review_ids=np.asarray(review_ids, dtype=np.int32),
+    )
 
 
 def load_ragged(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
@@ -132,15 +139,18 @@ def stratified_split(labels: list[int], val_fraction: float, seed: int) -> tuple
         idx = rng.permutation(np.flatnonzero(labels == label))
         n_val = int(round(len(idx) * val_fraction))
         if n_val == 0 or n_val == len(idx):
-            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
-                            f"for label {label} ({len(idx)} reviews)")
+            raise UserError(
+                f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                f"for label {label} ({len(idx)} reviews)"
+            )
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def contiguous_split(
+    labels: list[int], ids: list[int], val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train, val): per label, a seeded window of val_fraction of the reviews with
     consecutive ids. aclImdb numbers a movie's reviews consecutively, so the window holds whole
     movies (but for the two at its edges): validation then asks, as the test split does, about
@@ -153,16 +163,17 @@ def contiguous_split(labels: list[int], ids: list[int], val_fraction: float,
         idx = idx[np.argsort(ids[idx], kind="stable")]
         n_val = int(round(len(idx) * val_fraction))
         if n_val == 0 or n_val == len(idx):
-            raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
-                            f"for label {label} ({len(idx)} reviews)")
+            raise UserError(
+                f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+                f"for label {label} ({len(idx)} reviews)"
+            )
         start = int(rng.integers(0, len(idx) - n_val + 1))
-        val_idx.append(idx[start:start + n_val])
-        train_idx.append(np.concatenate([idx[:start], idx[start + n_val:]]))
+        val_idx.append(idx[start : start + n_val])
+        train_idx.append(np.concatenate([idx[:start], idx[start + n_val :]]))
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def movie_split(labels: list[int], movies: list[str], val_fraction: float,
-                seed: int) -> tuple[np.ndarray, np.ndarray]:
+def movie_split(labels: list[int], movies: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train, val): whole movies held out, so validation, like test, asks about
     movies training never saw. Movies are taken in a seeded order while each label's share of
     validation stays within val_fraction of that label's reviews, which keeps it stratified."""
@@ -178,28 +189,34 @@ def movie_split(labels: list[int], movies: list[str], val_fraction: float,
             taken += per_movie[movie]
             held_out[movie] = True
     if np.any(taken == 0) or np.any(taken == per_label):
-        raise UserError(f"data.val_fraction={val_fraction} leaves an empty train or validation split "
-                        f"when whole movies are held out ({len(names)} movies)")
+        raise UserError(
+            f"data.val_fraction={val_fraction} leaves an empty train or validation split "
+            f"when whole movies are held out ({len(names)} movies)"
+        )
     val = held_out[movie_of]
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
-def validation_split(data: config.DataConfig, labels: list[int], ids: list[int],
-                     movies: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    data: config.DataConfig, labels: list[int], ids: list[int], movies: list[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices into the training reviews, as data.val_split says; `movies` (the
     movie of each review, from the archive's urls files) is None when the archive has none."""
     if data.val_split == "movie":
         if movies is None:
-            raise UserError("data.val_split=movie needs the archive's movie files (train/urls_pos.txt, urls_neg.txt), "
-                            "which this archive lacks: use the official archive, or data.val_split=contiguous")
+            raise UserError(
+                "data.val_split=movie needs the archive's movie files (train/urls_pos.txt, urls_neg.txt), "
+                "which this archive lacks: use the official archive, or data.val_split=contiguous"
+            )
         return movie_split(labels, movies, data.val_fraction, data.split_seed)
     if data.val_split == "contiguous":
         return contiguous_split(labels, ids, data.val_fraction, data.split_seed)
     return stratified_split(labels, data.val_fraction, data.split_seed)
 
 
-def split_reviews(cfg: config.Config, test: bool = True,
-                  unlabeled: bool = False) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
+def split_reviews(
+    cfg: config.Config, test: bool = True, unlabeled: bool = False
+) -> tuple[dict[str, list[tuple[str, int, int]]], dict | None]:
     """The raw reviews as (text, label, review id) per split: train (the training reviews but
     validation), val (carved as data.val_split says), with `test` test, and with `unlabeled`
     unsup (train/unsup's reviews, label NO_LABEL, but those of a validation or test movie:
@@ -216,8 +233,13 @@ def split_reviews(cfg: config.Config, test: bool = True,
     if unlabeled:
         # The archive says its unlabeled reviews are of movies test does not have (on the
         # official archive, of no labeled review's movie): held to that here for any archive.
-        unseen = {line for name in LABELS for path in [raw / "test" / f"urls_{name}.txt"] if path.is_file()
-                  for line in path.read_text(encoding="utf-8").splitlines()}
+        unseen = {
+            line
+            for name in LABELS
+            for path in [raw / "test" / f"urls_{name}.txt"]
+            if path.is_file()
+            for line in path.read_text(encoding="utf-8").splitlines()
+        }
         splits[UNLABELED] = _unlabeled_rows(raw / "train", unseen | ({movies[i] for i in val_idx} if movies else set()))
     if movies is None:
         return splits, None
@@ -284,11 +306,12 @@ def cut_vocabulary(x: np.ndarray, num_words: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Split:
     """Padded reviews, their labels and review ids, row by row."""
+
     x: np.ndarray
     y: np.ndarray
     review_ids: np.ndarray
 
-    def subset(self, fraction: float, seed: int) -> "Split":
+    def subset(self, fraction: float, seed: int) -> Split:
         """A seeded, stratified `fraction` of the rows (a sweep trial's training reviews)."""
         if fraction >= 1:
             return self

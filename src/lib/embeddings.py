@@ -14,18 +14,21 @@ from src.lib import config
 from src.lib.data import load_npz, read_json, save_npz
 from src.lib.errors import UserError
 
-VECTORS_FILE = "vectors.npz"   # `vectors`: (vocabulary ids, model.embedding_dim) float32
-LSTM_FILE = "lstm.npz"         # lm only: the LSTM layer's weights, `w0`, `w1`, ... in Keras' order
-META_FILE = "meta.json"        # the method and what it learned from
+VECTORS_FILE = "vectors.npz"  # `vectors`: (vocabulary ids, model.embedding_dim) float32
+LSTM_FILE = "lstm.npz"  # lm only: the LSTM layer's weights, `w0`, `w1`, ... in Keras' order
+META_FILE = "meta.json"  # the method and what it learned from
 # The config keys whose values shape each method's weights: fixed once the pretrain stage ran.
-SHAPED_BY = {"none": (), "word2vec": ("model.embedding_dim",),
-             "lm": ("model.embedding_dim", "model.units", "model.bidirectional")}
+SHAPED_BY = {
+    "none": (),
+    "word2vec": ("model.embedding_dim",),
+    "lm": ("model.embedding_dim", "model.units", "model.bidirectional"),
+}
 
 
 @dataclass
 class Pretrained:
-    vectors: np.ndarray                # the Embedding's rows, data.num_words of them
-    lstm: list[np.ndarray] | None      # the LSTM layer's weights (lm), else None
+    vectors: np.ndarray  # the Embedding's rows, data.num_words of them
+    lstm: list[np.ndarray] | None  # the LSTM layer's weights (lm), else None
 
 
 def save(folder: Path, vectors: np.ndarray | None, meta: dict, lstm: list[np.ndarray] | None = None) -> None:
@@ -51,16 +54,22 @@ def load(cfg: config.Config) -> Pretrained | None:
     meta = read_json(folder / META_FILE)
     rerun = "run the pretrain stage (`dvc repro pretrain`)"
     if meta.get("method") != cfg.pretrain.method:
-        raise UserError(f"{folder} holds {meta.get('method')!r} weights, not pretrain.method={cfg.pretrain.method}: {rerun}")
+        raise UserError(
+            f"{folder} holds {meta.get('method')!r} weights, not pretrain.method={cfg.pretrain.method}: {rerun}"
+        )
     vectors = load_npz(folder / VECTORS_FILE)["vectors"]
     if vectors.shape[1] != cfg.model.embedding_dim or vectors.shape[0] < cfg.data.num_words:
-        raise UserError(f"{folder}: the vectors are {vectors.shape[0]} ids x {vectors.shape[1]} wide, the model needs "
-                        f"{cfg.data.num_words} x {cfg.model.embedding_dim}: {rerun}")
+        raise UserError(
+            f"{folder}: the vectors are {vectors.shape[0]} ids x {vectors.shape[1]} wide, the model needs "
+            f"{cfg.data.num_words} x {cfg.model.embedding_dim}: {rerun}"
+        )
     lstm = None
     if cfg.pretrain.method == "lm":
         stored = load_npz(folder / LSTM_FILE)
         lstm = [stored[f"w{i}"] for i in range(len(stored))]
         if [w.shape for w in lstm] != _lstm_shapes(cfg.model):
-            raise UserError(f"{folder}: the language model's LSTM is not model.units={cfg.model.units}, "
-                            f"model.bidirectional={cfg.model.bidirectional}: {rerun}")
+            raise UserError(
+                f"{folder}: the language model's LSTM is not model.units={cfg.model.units}, "
+                f"model.bidirectional={cfg.model.bidirectional}: {rerun}"
+            )
     return Pretrained(vectors[: cfg.data.num_words], lstm)

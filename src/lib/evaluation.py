@@ -39,8 +39,10 @@ def log_to_active_run(metrics: dict) -> None:
     import mlflow
 
     cm = metrics["confusion_matrix"]
-    mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
-                       | {f"test_{k}": v for k, v in cm.items()})
+    mlflow.log_metrics(
+        {f"test_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}
+        | {f"test_{k}": v for k, v in cm.items()}
+    )
 
 
 def score_test(cfg: config.Config, model, test: Split) -> tuple[dict, np.ndarray, predictions.Predictions]:

@@ -40,8 +40,10 @@ def configure() -> None:
 def cpu() -> dict[str, str | bool]:
     """The CPU's model name and whether it has AVX-512 (the kind that changes epoch times 2x)."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or platform.machine())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
     return {"model": model, "avx512": "avx512f" in flags}
 
@@ -66,8 +68,11 @@ def gpus() -> list[str]:
 
 def cuda_wheels() -> list[str]:
     """The NVIDIA CUDA wheels installed beside TensorFlow (`pip install -e '.[gpu]'`), name and version."""
-    return sorted(f"{d.metadata['Name']} {d.version}" for d in importlib.metadata.distributions()
-                  if CUDA_WHEEL.match((d.metadata["Name"] or "").lower()))
+    return sorted(
+        f"{d.metadata['Name']} {d.version}"
+        for d in importlib.metadata.distributions()
+        if CUDA_WHEEL.match((d.metadata["Name"] or "").lower())
+    )
 
 
 def _tensorflow_gpu_messages() -> list[str]:
@@ -76,12 +81,21 @@ def _tensorflow_gpu_messages() -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMDB_LSTM_")} | {"TF_CPP_MIN_LOG_LEVEL": "0"}
     probe = "import tensorflow as tf; tf.config.list_physical_devices('GPU')"
     try:
-        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300,
-                              cwd=Path(__file__).resolve().parents[2])
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=Path(__file__).resolve().parents[2],
+        )
     except subprocess.TimeoutExpired:
         return []
-    return [re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line).strip() for line in done.stderr.splitlines()
-            if re.search(r"cuda|cudnn|gpu|driver", line, re.I)]
+    return [
+        re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line).strip()
+        for line in done.stderr.splitlines()
+        if re.search(r"cuda|cudnn|gpu|driver", line, re.I)
+    ]
 
 
 def gpu_warning(visible: list[str]) -> str:
@@ -92,8 +106,10 @@ def gpu_warning(visible: list[str]) -> str:
         return ""
     messages = _tensorflow_gpu_messages()
     reason = messages[-1] if messages else "it printed no reason (check `nvidia-smi` and the driver's CUDA version)"
-    return (f"warning: the CUDA wheels are installed ({wheels[0]}{', ...' if len(wheels) > 1 else ''}) but TensorFlow "
-            f"sees no GPU, so this trains on the CPU; TensorFlow says: {reason}")
+    return (
+        f"warning: the CUDA wheels are installed ({wheels[0]}{', ...' if len(wheels) > 1 else ''}) but TensorFlow "
+        f"sees no GPU, so this trains on the CPU; TensorFlow says: {reason}"
+    )
 
 
 def describe() -> dict[str, str]:
@@ -103,10 +119,14 @@ def describe() -> dict[str, str]:
 
     visible = gpus()
     processor = cpu()
-    return {"device": ", ".join(visible) if visible else "CPU",
-            "cpu": str(processor["model"]), "cpu.avx512": "yes" if processor["avx512"] else "no",
-            "tensorflow.onednn": "on" if onednn_enabled() else "off",
-            "tensorflow.version": tf.__version__, "keras.version": keras.__version__}
+    return {
+        "device": ", ".join(visible) if visible else "CPU",
+        "cpu": str(processor["model"]),
+        "cpu.avx512": "yes" if processor["avx512"] else "no",
+        "tensorflow.onednn": "on" if onednn_enabled() else "off",
+        "tensorflow.version": tf.__version__,
+        "keras.version": keras.__version__,
+    }
 
 
 def announce() -> dict[str, str]:

@@ -22,16 +22,16 @@ from src.lib import batches
 from src.lib.config import Config
 from src.lib.text import OOV_ID, PAD_ID, pad
 
-BATCH_SIZE = 64       # windows per gradient step
+BATCH_SIZE = 64  # windows per gradient step
 LEARNING_RATE = 1e-3  # Adam's step, as the classifier's default
-CLIPNORM = 1.0        # cap on the global gradient norm, as the classifier's default
-LENGTH_STEP = 16      # batch lengths rounded up to a multiple of this, as train.length_step
+CLIPNORM = 1.0  # cap on the global gradient norm, as the classifier's default
+LENGTH_STEP = 16  # batch lengths rounded up to a multiple of this, as train.length_step
 
 
 def windows(sequences: list[np.ndarray], window: int) -> np.ndarray:
     """Every review cut into consecutive pieces of at most `window` ids (pieces of one id, with
     nothing to predict, dropped), padded after: one row per piece."""
-    pieces = [seq[start:start + window] for seq in sequences for start in range(0, len(seq), window)]
+    pieces = [seq[start : start + window] for seq in sequences for start in range(0, len(seq), window)]
     return pad([p for p in pieces if len(p) >= 2], maxlen=window, padding="post", truncating="post")
 
 
@@ -56,11 +56,14 @@ def _dataset(x: np.ndarray, directions: int, output_words: int, seed: int):
 
     def epoch():
         for rows in batches.training_order(lengths, BATCH_SIZE, rng):
-            xb = x[rows, :batches.batch_length(lengths[rows], LENGTH_STEP, x.shape[1])]
+            xb = x[rows, : batches.batch_length(lengths[rows], LENGTH_STEP, x.shape[1])]
             yield (xb, *targets(xb, directions, output_words))
 
-    signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None, directions), tf.int32),
-                 tf.TensorSpec((None, None, directions), tf.float32))
+    signature = (
+        tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None, directions), tf.int32),
+        tf.TensorSpec((None, None, directions), tf.float32),
+    )
     dataset = tf.data.Dataset.from_generator(epoch, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / BATCH_SIZE))).prefetch(2)
 
@@ -93,8 +96,10 @@ def pretrain(cfg: Config, sequences: list[np.ndarray], log=print) -> tuple[list[
     output_words = min(p.lm_output_words, cfg.data.num_words)
     directions = 2 if cfg.model.bidirectional else 1
     model = build(cfg, output_words)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE, global_clipnorm=CLIPNORM),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE, global_clipnorm=CLIPNORM),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     history = {"loss": [], "epoch_seconds": []}
 
     class EpochLine(keras.callbacks.Callback):
@@ -107,8 +112,16 @@ def pretrain(cfg: Config, sequences: list[np.ndarray], log=print) -> tuple[list[
             history["epoch_seconds"].append(seconds)
             log(f"language model epoch {epoch + 1}/{p.lm_epochs}: loss {logs['loss']:.4f} in {seconds:.0f} s")
 
-    model.fit(_dataset(x, directions, output_words, p.seed), epochs=p.lm_epochs,
-              callbacks=[EpochLine()], verbose=0, shuffle=False)  # the dataset shuffles, seeded
+    model.fit(
+        _dataset(x, directions, output_words, p.seed),
+        epochs=p.lm_epochs,
+        callbacks=[EpochLine()],
+        verbose=0,
+        shuffle=False,
+    )  # the dataset shuffles, seeded
     lstm_name = "bidirectional_lstm" if cfg.model.bidirectional else "lstm"
-    return (model.get_layer(lstm_name).get_weights(), model.get_layer("embedding").get_weights()[0],
-            {"windows": len(x), "output_words": output_words} | history)
+    return (
+        model.get_layer(lstm_name).get_weights(),
+        model.get_layer("embedding").get_weights()[0],
+        {"windows": len(x), "output_words": output_words} | history,
+    )

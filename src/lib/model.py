@@ -48,8 +48,7 @@ def build_model(cfg: ModelConfig, num_words: int, name: str = "imdb_lstm") -> ke
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     # mask_zero: the LSTM skips padding ids, so a review's prediction does not depend on how
     # much padding its batch carries (what makes length-bucketed batches exact).
-    vectors = layers.Embedding(num_words, cfg.embedding_dim, mask_zero=cfg.mask_padding,
-                               name="embedding")(tokens)
+    vectors = layers.Embedding(num_words, cfg.embedding_dim, mask_zero=cfg.mask_padding, name="embedding")(tokens)
     # Input dropout only: recurrent_dropout would take the layer off the cuDNN path on a GPU.
     # pooling=mean|max: the LSTM's state after every word, averaged over the review's words or
     # its largest value per feature (the mask keeps padding out), instead of only its state
@@ -88,7 +87,7 @@ def classify_vectors(model: keras.Model, vectors, mask, training: bool = False):
     layers after the Embedding (build_model makes a chain of them) applied in order, the
     Embedding's padding mask passed along. Adversarial training perturbs `vectors`
     (src.lib.adversarial); with them unperturbed this is model(tokens)."""
-    after = model.layers[model.layers.index(model.get_layer("embedding")) + 1:]
+    after = model.layers[model.layers.index(model.get_layer("embedding")) + 1 :]
     x = vectors
     for layer in after:
         masked = {} if mask is None else {"mask": mask}  # a summary of the review (pooling, Dense) has none

@@ -21,13 +21,12 @@ from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, pad
 
 MODEL_FILE = "model.keras"
 SETTINGS_FILE = "settings.json"  # how the model's input is padded and batched
-RUN_FILE = "run.json"            # the MLflow run that trained the model, its logged model's URI, val accuracy
-FORMAT = 2                       # settings.json's format; one without a "format" key is format 1, and loads
+RUN_FILE = "run.json"  # the MLflow run that trained the model, its logged model's URI, val accuracy
+FORMAT = 2  # settings.json's format; one without a "format" key is format 1, and loads
 
 
 def settings(cfg: config.Config) -> dict:
-    return {"format": FORMAT, "padding": padding_settings(cfg),
-            "batching": asdict(batches.Batching.of(cfg.train))}
+    return {"format": FORMAT, "padding": padding_settings(cfg), "batching": asdict(batches.Batching.of(cfg.train))}
 
 
 def files(folder: Path) -> dict[str, Path]:
@@ -53,7 +52,9 @@ def read_run(folder: Path) -> dict:
     """run.json: the training run's id, its logged model's URI and best validation accuracy."""
     trained = read_json(folder / RUN_FILE)
     if not {"run_id", "model_uri", "best_val_accuracy"} <= trained.keys():
-        raise UserError(f"{folder / RUN_FILE} lacks run_id, model_uri or best_val_accuracy: re-run training (`dvc repro -f train`)")
+        raise UserError(
+            f"{folder / RUN_FILE} lacks run_id, model_uri or best_val_accuracy: re-run training (`dvc repro -f train`)"
+        )
     return trained
 
 
@@ -69,15 +70,17 @@ class ReviewClassifier:
 
     def __init__(self, model, vocabulary: Vocabulary, stored_settings: dict):
         if stored_settings.get("format", 1) > FORMAT:
-            raise UserError(f"the model's settings are format {stored_settings['format']}; this code reads up to "
-                            f"{FORMAT}: update the code")
+            raise UserError(
+                f"the model's settings are format {stored_settings['format']}; this code reads up to "
+                f"{FORMAT}: update the code"
+            )
         self.model = model
         self.vocabulary = vocabulary
         self.padding = stored_settings["padding"]  # maxlen, padding, truncating
         self.batching = _batching(stored_settings)
 
     @classmethod
-    def from_files(cls, model: str | Path, vocabulary: str | Path, settings: str | Path) -> "ReviewClassifier":
+    def from_files(cls, model: str | Path, vocabulary: str | Path, settings: str | Path) -> ReviewClassifier:
         for path in (model, vocabulary, settings):
             if not Path(path).is_file():
                 raise UserError(f"{path} not found: train a model first (`dvc repro`) or pass --model")
@@ -86,7 +89,7 @@ class ReviewClassifier:
         return cls(load_model(model), Vocabulary.load(vocabulary), json.loads(Path(settings).read_text()))
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "ReviewClassifier":
+    def from_folder(cls, folder: str | Path) -> ReviewClassifier:
         return cls.from_files(**files(Path(folder)))
 
     def predict_proba(self, reviews: list[str]) -> np.ndarray:

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from src.lib.errors import UserError, first_line
 from src.lib.data import load_npz, save_npz
+from src.lib.errors import UserError, first_line
 
-DIRECTORY = "predictions"               # under paths.reports, and the artifact folder of the MLflow run
+DIRECTORY = "predictions"  # under paths.reports, and the artifact folder of the MLflow run
 DIGEST_TAG = "predictions.{split}.digest"  # MLflow tag: which reviews the run's predictions are of
 
 
 @dataclass(frozen=True)
 class Predictions:
     probability: np.ndarray  # float32, the model's positive-class probability per review
-    label: np.ndarray        # int8, 0 neg / 1 pos
-    review_id: np.ndarray    # int32, the number the review's file name starts with (unique with the label)
+    label: np.ndarray  # int8, 0 neg / 1 pos
+    review_id: np.ndarray  # int32, the number the review's file name starts with (unique with the label)
 
     def __post_init__(self):
         if not len(self.probability) == len(self.label) == len(self.review_id):
@@ -49,8 +49,12 @@ def file_name(split: str) -> str:
 
 
 def save(path: Path, predictions: Predictions) -> None:
-    save_npz(path, probability=predictions.probability.astype(np.float32),
-             label=predictions.label.astype(np.int8), review_id=predictions.review_id.astype(np.int32))
+    save_npz(
+        path,
+        probability=predictions.probability.astype(np.float32),
+        label=predictions.label.astype(np.int8),
+        review_id=predictions.review_id.astype(np.int32),
+    )
 
 
 def load(path: str | Path) -> Predictions:
@@ -85,6 +89,8 @@ def from_run(run_id: str, split: str) -> Predictions:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=scratch)
         except Exception as exc:  # MLflow's errors for a missing artifact vary by store
-            raise UserError(f"run {run_id} has no {artifact} (a run that saved no per-review predictions, "
-                            f"or not evaluated yet): {first_line(exc)}") from None
+            raise UserError(
+                f"run {run_id} has no {artifact} (a run that saved no per-review predictions, "
+                f"or not evaluated yet): {first_line(exc)}"
+            ) from None
         return load(path)

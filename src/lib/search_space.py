@@ -18,6 +18,7 @@ from src.lib.embeddings import SHAPED_BY
 class Dimension:
     """One search dimension of the sweep. Defaults here (not in conf/) because a dimension
     names only what it needs: low/high (+ step, log) for numbers, or choices."""
+
     low: float | None = None
     high: float | None = None
     step: float | None = None
@@ -27,8 +28,11 @@ class Dimension:
 
 def dimensions(cfg) -> dict[str, Dimension]:
     """The sweep's dimensions by dotted config key ("model.units"); `problems` found none wrong."""
-    return {f"{section}.{key}": Dimension(**dim)
-            for section, dimensions in cfg.sweep.space.items() for key, dim in (dimensions or {}).items()}
+    return {
+        f"{section}.{key}": Dimension(**dim)
+        for section, dimensions in cfg.sweep.space.items()
+        for key, dim in (dimensions or {}).items()
+    }
 
 
 TUNABLE_SECTIONS = ("data", "model", "train")
@@ -38,9 +42,12 @@ def problems(cfg, vocabulary_size: int | None = None) -> list[str]:
     """What is wrong with the sweep's search space, one message per dimension at most; with the
     tokenize stage's vocabulary size, also a data.num_words range reaching past it, and a varied
     key whose value shapes the pretrained weights (fixed once the pretrain stage ran)."""
-    found = [f"sweep.space.{key} cannot vary with pretrain.method={cfg.pretrain.method}: the pretrained weights "
-             f"have one shape; drop it ('~sweep.space.{key}')"
-             for key in SHAPED_BY.get(cfg.pretrain.method, ()) if key in _named(cfg)]
+    found = [
+        f"sweep.space.{key} cannot vary with pretrain.method={cfg.pretrain.method}: the pretrained weights "
+        f"have one shape; drop it ('~sweep.space.{key}')"
+        for key in SHAPED_BY.get(cfg.pretrain.method, ())
+        if key in _named(cfg)
+    ]
     for section, dimensions in cfg.sweep.space.items():
         for key, fields_ in (dimensions or {}).items():
             name = f"sweep.space.{section}.{key}"
@@ -72,8 +79,10 @@ def problems(cfg, vocabulary_size: int | None = None) -> list[str]:
     words = (cfg.sweep.space.get("data") or {}).get("num_words")
     reach = max(words.get("choices") or [words["high"]]) if words and not found else None
     if reach is not None and vocabulary_size is not None and reach > vocabulary_size:
-        found.append(f"sweep.space.data.num_words reaches {reach} but the tokenize stage's vocabulary has "
-                     f"{vocabulary_size} ids: re-run that stage with a larger data.num_words")
+        found.append(
+            f"sweep.space.data.num_words reaches {reach} but the tokenize stage's vocabulary has "
+            f"{vocabulary_size} ids: re-run that stage with a larger data.num_words"
+        )
     return found
 
 

@@ -27,15 +27,15 @@ import numpy as np
 from src.lib.errors import UserError
 from src.lib.predictions import Predictions
 
-ALPHA = 0.05         # significance level: the verdict's test and the intervals' 95%
-RESAMPLES = 10_000   # bootstrap resamples of the reviews
-SEED = 0             # of the bootstrap: the same inputs give the same intervals
-_STREAMS = 8         # seeded streams of resamples, drawn one after another: they fix the draws
-_CHUNK = 25          # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
+ALPHA = 0.05  # significance level: the verdict's test and the intervals' 95%
+RESAMPLES = 10_000  # bootstrap resamples of the reviews
+SEED = 0  # of the bootstrap: the same inputs give the same intervals
+_STREAMS = 8  # seeded streams of resamples, drawn one after another: they fix the draws
+_CHUNK = 25  # resamples drawn at a time (memory: a few arrays of _CHUNK x reviews)
 
 NO_DIFFERENCE = "no detectable difference at this sample size"
 GROUP_AUC_RESAMPLES = 2_000  # of a comparison of groups, the first resamples that also score ROC AUC (each run's AUC costs as much as the accuracy of all)
-FEW_SEEDS = 3        # a side with this many runs or fewer gets a sentence on how coarse its interval is
+FEW_SEEDS = 3  # a side with this many runs or fewer gets a sentence on how coarse its interval is
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ class Comparison:
     reviews: int
     accuracy_a: float
     accuracy_b: float
-    accuracy_difference: float             # B - A, as a fraction of the reviews
-    accuracy_ci: tuple[float, float]       # 95% bootstrap interval of B - A
-    only_a_right: int                      # reviews A gets right and B wrong
+    accuracy_difference: float  # B - A, as a fraction of the reviews
+    accuracy_ci: tuple[float, float]  # 95% bootstrap interval of B - A
+    only_a_right: int  # reviews A gets right and B wrong
     only_b_right: int
-    mcnemar_p: float                       # exact two-sided McNemar test on those two counts
+    mcnemar_p: float  # exact two-sided McNemar test on those two counts
     auc_a: float
     auc_b: float
     auc_difference: float
@@ -64,30 +64,35 @@ class Comparison:
         return NO_DIFFERENCE
 
     def to_dict(self) -> dict:
-        return {"reviews": self.reviews,
-                "accuracy": {"a": self.accuracy_a, "b": self.accuracy_b, "difference": self.accuracy_difference,
-                             "ci95": list(self.accuracy_ci)},
-                "mcnemar": {"only_a_right": self.only_a_right, "only_b_right": self.only_b_right,
-                            "p": self.mcnemar_p},
-                "roc_auc": {"a": self.auc_a, "b": self.auc_b, "difference": self.auc_difference,
-                            "ci95": list(self.auc_ci)},
-                "bootstrap": {"resamples": self.resamples, "seed": self.seed},
-                "verdict": self.verdict}
+        return {
+            "reviews": self.reviews,
+            "accuracy": {
+                "a": self.accuracy_a,
+                "b": self.accuracy_b,
+                "difference": self.accuracy_difference,
+                "ci95": list(self.accuracy_ci),
+            },
+            "mcnemar": {"only_a_right": self.only_a_right, "only_b_right": self.only_b_right, "p": self.mcnemar_p},
+            "roc_auc": {"a": self.auc_a, "b": self.auc_b, "difference": self.auc_difference, "ci95": list(self.auc_ci)},
+            "bootstrap": {"resamples": self.resamples, "seed": self.seed},
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)
 class GroupComparison:
     """Configuration B against configuration A, each side a group of runs (training seeds):
     the mean single run of each, with a two-level bootstrap interval over seeds and reviews."""
+
     reviews: int
-    accuracies_a: tuple[float, ...]        # each run's own accuracy
+    accuracies_a: tuple[float, ...]  # each run's own accuracy
     accuracies_b: tuple[float, ...]
-    accuracy_ci: tuple[float, float]       # 95% interval of B - A of the mean run: seeds and reviews resampled
-    p: float                               # two-sided: twice the smaller share of resampled differences on a side of 0
-    aucs_a: tuple[float, ...]              # each run's own ROC AUC
+    accuracy_ci: tuple[float, float]  # 95% interval of B - A of the mean run: seeds and reviews resampled
+    p: float  # two-sided: twice the smaller share of resampled differences on a side of 0
+    aucs_a: tuple[float, ...]  # each run's own ROC AUC
     aucs_b: tuple[float, ...]
     auc_ci: tuple[float, float]
-    ensemble_accuracy_a: float             # the side's runs' probabilities averaged: an ensemble, never judged
+    ensemble_accuracy_a: float  # the side's runs' probabilities averaged: an ensemble, never judged
     ensemble_accuracy_b: float
     resamples: int
     seed: int
@@ -127,20 +132,41 @@ class GroupComparison:
         def sd(values):
             return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
-        return {"reviews": self.reviews, "method": "two-level bootstrap: runs within each side, reviews shared",
-                "runs": {side: {"accuracy_mean": float(np.mean(acc)), "accuracy_sd": sd(acc), "accuracies": list(acc),
-                                "roc_auc_mean": float(np.mean(auc)), "roc_aucs": list(auc)}
-                         for side, acc, auc in (("a", self.accuracies_a, self.aucs_a),
-                                                ("b", self.accuracies_b, self.aucs_b))},
-                "accuracy": {"a": self.accuracy_a, "b": self.accuracy_b, "difference": self.accuracy_difference,
-                             "ci95": list(self.accuracy_ci), "p": self.p},
-                "roc_auc": {"a": float(np.mean(self.aucs_a)), "b": float(np.mean(self.aucs_b)),
-                            "difference": self.auc_difference, "ci95": list(self.auc_ci)},
-                "ensemble": {"a": self.ensemble_accuracy_a, "b": self.ensemble_accuracy_b,
-                             "difference": self.ensemble_accuracy_b - self.ensemble_accuracy_a},
-                "seeds_note": self.seeds_note,
-                "bootstrap": {"resamples": self.resamples, "seed": self.seed},
-                "verdict": self.verdict}
+        return {
+            "reviews": self.reviews,
+            "method": "two-level bootstrap: runs within each side, reviews shared",
+            "runs": {
+                side: {
+                    "accuracy_mean": float(np.mean(acc)),
+                    "accuracy_sd": sd(acc),
+                    "accuracies": list(acc),
+                    "roc_auc_mean": float(np.mean(auc)),
+                    "roc_aucs": list(auc),
+                }
+                for side, acc, auc in (("a", self.accuracies_a, self.aucs_a), ("b", self.accuracies_b, self.aucs_b))
+            },
+            "accuracy": {
+                "a": self.accuracy_a,
+                "b": self.accuracy_b,
+                "difference": self.accuracy_difference,
+                "ci95": list(self.accuracy_ci),
+                "p": self.p,
+            },
+            "roc_auc": {
+                "a": float(np.mean(self.aucs_a)),
+                "b": float(np.mean(self.aucs_b)),
+                "difference": self.auc_difference,
+                "ci95": list(self.auc_ci),
+            },
+            "ensemble": {
+                "a": self.ensemble_accuracy_a,
+                "b": self.ensemble_accuracy_b,
+                "difference": self.ensemble_accuracy_b - self.ensemble_accuracy_a,
+            },
+            "seeds_note": self.seeds_note,
+            "bootstrap": {"resamples": self.resamples, "seed": self.seed},
+            "verdict": self.verdict,
+        }
 
 
 _NUMBERS = {1: "one", 2: "two", 3: "three"}
@@ -171,7 +197,7 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
     for i in range(1, k + 1):
         term = term * (n - i + 1) // i  # C(n, i)
         tail += term
-    return min(1.0, 2 * tail / 2 ** n)
+    return min(1.0, 2 * tail / 2**n)
 
 
 class _ResampledAuc:
@@ -192,13 +218,13 @@ class _ResampledAuc:
         for index, score in enumerate(scores):
             order = None if index == 0 else np.argsort(score[negatives], kind="stable")
             ranked = score[negatives] if order is None else score[negatives][order]
-            below = np.searchsorted(ranked, score[positives], side="left")       # strictly lower
+            below = np.searchsorted(ranked, score[positives], side="left")  # strictly lower
             not_above = np.searchsorted(ranked, score[positives], side="right")  # lower or tied
             tied = np.flatnonzero(below != not_above)  # positives scored like some negatives
             self.models.append((order, below, tied, not_above[tied]))
 
     def __call__(self, counts: np.ndarray) -> list[np.ndarray]:
-        positive_weight, negative_weight = counts[:, :self.split], counts[:, self.split:]
+        positive_weight, negative_weight = counts[:, : self.split], counts[:, self.split :]
         # Whole counts: float32 sums are exact (up to 2**24 reviews) and cheaper than float64 ones.
         pairs = positive_weight.sum(axis=1).astype(np.float64) * negative_weight.sum(axis=1).astype(np.float64)
         aucs = []
@@ -226,17 +252,19 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     rows, m = weights.shape
     blocks = -(-(m + 1) // _BLOCK)
     padded = np.zeros((rows, blocks * _BLOCK), dtype=weights.dtype)
-    padded[:, 1:m + 1] = weights  # column 0 stays 0: the sum of no columns
+    padded[:, 1 : m + 1] = weights  # column 0 stays 0: the sum of no columns
     triangle = np.triu(np.ones((_BLOCK, _BLOCK), dtype=weights.dtype))
     sums = (padded.reshape(rows * blocks, _BLOCK) @ triangle).reshape(rows, blocks, _BLOCK)
     sums[:, 1:, :] += np.cumsum(sums[:, :-1, -1], axis=1)[:, :, None]
-    return sums.reshape(rows, blocks * _BLOCK)[:, :m + 1]
+    return sums.reshape(rows, blocks * _BLOCK)[:, : m + 1]
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
     """(resamples, n) float32 counts: how often each review is drawn in each resample of n reviews.
     Counted one resample at a time: the counts of one fit in the CPU's cache, those of all do not."""
-    draws = rng.integers(0, n, size=(resamples, n), dtype=np.uint32 if n < 2**32 else np.int64)  # 32-bit draws are cheaper
+    draws = rng.integers(
+        0, n, size=(resamples, n), dtype=np.uint32 if n < 2**32 else np.int64
+    )  # 32-bit draws are cheaper
     counts = np.empty((resamples, n), dtype=np.float32)
     for j in range(resamples):
         counts[j] = np.bincount(draws[j], minlength=n)
@@ -254,8 +282,10 @@ def _over_resamples(n: int, resamples: int, seed: int, work) -> list:
     done = []
     for size, stream in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes))):
         rng = np.random.default_rng(stream)
-        done += [work(_resample_counts(rng, min(_CHUNK, size - start), n), rng, start / size)
-                 for start in range(0, size, _CHUNK)]
+        done += [
+            work(_resample_counts(rng, min(_CHUNK, size - start), n), rng, start / size)
+            for start in range(0, size, _CHUNK)
+        ]
     return done
 
 
@@ -287,8 +317,10 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
     """B against A on the same reviews; UserError if they are not the same reviews."""
     if a.digest != b.digest:
-        raise UserError(f"A and B were not evaluated on the same reviews (labels and review ids differ: "
-                        f"digest {a.digest} against {b.digest}): compare runs of one dataset and split")
+        raise UserError(
+            f"A and B were not evaluated on the same reviews (labels and review ids differ: "
+            f"digest {a.digest} against {b.digest}): compare runs of one dataset and split"
+        )
     n = len(a.label)
     labels = a.label.astype(bool)
     right_a = (a.probability >= 0.5) == labels
@@ -304,23 +336,36 @@ def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed:
 
     accuracy_differences, auc_differences = _bootstrap(gain, auc, resamples, seed)
     only_a, only_b = int((gain == -1).sum()), int((gain == 1).sum())
-    return Comparison(reviews=n, accuracy_a=float(right_a.mean()), accuracy_b=float(right_b.mean()),
-                      accuracy_difference=(only_b - only_a) / n,
-                      accuracy_ci=_interval(accuracy_differences), only_a_right=only_a, only_b_right=only_b,
-                      mcnemar_p=mcnemar_exact(only_a, only_b), auc_a=point_auc_a, auc_b=point_auc_b,
-                      auc_difference=point_auc_b - point_auc_a, auc_ci=_interval(auc_differences),
-                      resamples=resamples, seed=seed)
+    return Comparison(
+        reviews=n,
+        accuracy_a=float(right_a.mean()),
+        accuracy_b=float(right_b.mean()),
+        accuracy_difference=(only_b - only_a) / n,
+        accuracy_ci=_interval(accuracy_differences),
+        only_a_right=only_a,
+        only_b_right=only_b,
+        mcnemar_p=mcnemar_exact(only_a, only_b),
+        auc_a=point_auc_a,
+        auc_b=point_auc_b,
+        auc_difference=point_auc_b - point_auc_a,
+        auc_ci=_interval(auc_differences),
+        resamples=resamples,
+        seed=seed,
+    )
 
 
 def _same_reviews(runs: list[Predictions], names: list[str]) -> None:
     for name, run in zip(names[1:], runs[1:]):
         if run.digest != runs[0].digest:
-            raise UserError(f"{names[0]} and {name} were not evaluated on the same reviews (labels and review ids "
-                            f"differ: digest {runs[0].digest} against {run.digest}): compare runs of one dataset and split")
+            raise UserError(
+                f"{names[0]} and {name} were not evaluated on the same reviews (labels and review ids "
+                f"differ: digest {runs[0].digest} against {run.digest}): compare runs of one dataset and split"
+            )
 
 
-def compare_groups(a: list[Predictions], b: list[Predictions], *, resamples: int = RESAMPLES,
-                   seed: int = SEED) -> GroupComparison:
+def compare_groups(
+    a: list[Predictions], b: list[Predictions], *, resamples: int = RESAMPLES, seed: int = SEED
+) -> GroupComparison:
     """Configuration B (its runs) against configuration A (its runs) on the same reviews: the
     difference of the mean single-run accuracies, with a 95% two-level bootstrap interval. Each
     resample draws len(a) of A's runs and len(b) of B's with replacement and the reviews once
@@ -345,8 +390,12 @@ def compare_groups(a: list[Predictions], b: list[Predictions], *, resamples: int
     def differences(counts: np.ndarray, rng: np.random.Generator, place: float) -> tuple[np.ndarray, np.ndarray]:
         # Each row's weights: -1/len(a) per draw of each of A's runs, +1/len(b) per draw of B's,
         # so a row sums to B's drawn mean minus A's.
-        weights = sign * np.hstack([rng.multinomial(len(side), np.full(len(side), 1 / len(side)), size=len(counts))
-                                    / len(side) for side in (a, b)])
+        weights = sign * np.hstack(
+            [
+                rng.multinomial(len(side), np.full(len(side), 1 / len(side)), size=len(counts)) / len(side)
+                for side in (a, b)
+            ]
+        )
         accuracy = ((counts @ right.T) / n * weights).sum(axis=1)
         with_auc = auc is not None and place < auc_share
         return accuracy, ((np.column_stack(auc(counts)) * weights).sum(axis=1) if with_auc else None)
@@ -359,17 +408,26 @@ def compare_groups(a: list[Predictions], b: list[Predictions], *, resamples: int
     def ensemble(side: list[Predictions]) -> float:
         return float(np.mean((np.mean([run.probability for run in side], axis=0) >= 0.5) == labels))
 
-    return GroupComparison(reviews=n, accuracies_a=tuple(map(float, accuracies[:len(a)])),
-                           accuracies_b=tuple(map(float, accuracies[len(a):])),
-                           accuracy_ci=_interval(accuracy_differences), p=p,
-                           aucs_a=tuple(point_aucs[:len(a)]), aucs_b=tuple(point_aucs[len(a):]),
-                           auc_ci=_interval(auc_differences),
-                           ensemble_accuracy_a=ensemble(a), ensemble_accuracy_b=ensemble(b),
-                           resamples=resamples, seed=seed)
+    return GroupComparison(
+        reviews=n,
+        accuracies_a=tuple(map(float, accuracies[: len(a)])),
+        accuracies_b=tuple(map(float, accuracies[len(a) :])),
+        accuracy_ci=_interval(accuracy_differences),
+        p=p,
+        aucs_a=tuple(point_aucs[: len(a)]),
+        aucs_b=tuple(point_aucs[len(a) :]),
+        auc_ci=_interval(auc_differences),
+        ensemble_accuracy_a=ensemble(a),
+        ensemble_accuracy_b=ensemble(b),
+        resamples=resamples,
+        seed=seed,
+    )
 
 
 def summary(c: Comparison) -> str:
     """One line: the difference in points, its interval and the test."""
     low, high = c.accuracy_ci
-    return (f"B - A {100 * c.accuracy_difference:+.2f} points, 95% CI [{100 * low:+.2f}, {100 * high:+.2f}], "
-            f"McNemar p = {c.mcnemar_p:.3g}")
+    return (
+        f"B - A {100 * c.accuracy_difference:+.2f} points, 95% CI [{100 * low:+.2f}, {100 * high:+.2f}], "
+        f"McNemar p = {c.mcnemar_p:.3g}"
+    )

@@ -28,9 +28,12 @@ def open_storage(cfg: config.Config):
     try:
         with tracking.sqlite_setup_lock(url):
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, cfg.sweep.stale_trial_seconds // 3),
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=max(1, cfg.sweep.stale_trial_seconds // 3),
                 grace_period=cfg.sweep.stale_trial_seconds,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
     except Exception as exc:  # SQLAlchemy, driver or URL errors
         raise UserError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {first_line(exc)}") from None
 
@@ -60,8 +63,9 @@ def load_study(cfg: config.Config, storage, worker: int = 0):
     tracking.connect(cfg)
     with tracking.sqlite_setup_lock(storage_url(cfg)):  # several workers creating one SQLite study
         try:
-            study = optuna.create_study(study_name=cfg.sweep.study_name, storage=storage, direction="maximize",
-                                        pruner=make_pruner(cfg.sweep))
+            study = optuna.create_study(
+                study_name=cfg.sweep.study_name, storage=storage, direction="maximize", pruner=make_pruner(cfg.sweep)
+            )
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=cfg.sweep.study_name, storage=storage, pruner=make_pruner(cfg.sweep))
             created = False

@@ -33,7 +33,7 @@ class Vocabulary:
         self._ids = {word: i for i, word in enumerate(words, start=FIRST_WORD_ID)}
 
     @classmethod
-    def build(cls, texts: Iterable[str], num_words: int) -> "Vocabulary":
+    def build(cls, texts: Iterable[str], num_words: int) -> Vocabulary:
         """The num_words - 2 most frequent words; ties broken alphabetically so it is stable."""
         counts = Counter()
         for text in texts:
@@ -54,7 +54,7 @@ class Vocabulary:
         Path(path).write_text("".join(f"{word}\n" for word in self.words), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         return cls(Path(path).read_text(encoding="utf-8").splitlines())
 
 
@@ -71,7 +71,7 @@ def pad(sequences: list[np.ndarray], maxlen: int, padding: str, truncating: str)
         if len(seq) == 0:
             seq = EMPTY_REVIEW
         if padding == "pre":
-            out[row, maxlen - len(seq):] = seq
+            out[row, maxlen - len(seq) :] = seq
         else:
             out[row, : len(seq)] = seq
     return out

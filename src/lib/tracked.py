@@ -16,17 +16,30 @@ from src.lib.data import Split
 
 
 @contextlib.contextmanager
-def fit(cfg: config.Config, train: Split, val: Split, test: Split | None = None, *,
-        parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-        params: dict[str, str] | None = None, callbacks: list = (), verbose: int = 2):
+def fit(
+    cfg: config.Config,
+    train: Split,
+    val: Split,
+    test: Split | None = None,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    callbacks: list = (),
+    verbose: int = 2,
+):
     """Yield (the run's id, training.Fitted) inside the open run; the run ends when the block
     does, with a truthful status. `test` is logged as an input only (never fitted on);
     `params` are logged beside the config's (a trial's share of the training reviews). A run
     without a parent samples CPU and memory when tracking.system_metrics says so."""
     splits = {"train": train, "val": val} | ({"test": test} if test is not None else {})
     devices = hardware.announce()  # the devices and the CPU's kernels: they change a result's last digits
-    with tracking.run(cfg, parent_run_id=parent_run_id, tags=data.source_tags(cfg) | devices | (tags or {}),
-                      system_metrics=cfg.tracking.system_metrics and parent_run_id is None) as active:
+    with tracking.run(
+        cfg,
+        parent_run_id=parent_run_id,
+        tags=data.source_tags(cfg) | devices | (tags or {}),
+        system_metrics=cfg.tracking.system_metrics and parent_run_id is None,
+    ) as active:
         tracking.log_params(cfg, extra=params)
         tracking.log_inputs(cfg, splits)
         fitted = training.fit(cfg, train, val, callbacks=list(callbacks), verbose=verbose)

@@ -35,9 +35,12 @@ def tracking_uri() -> str:
 def flat_params(cfg: Config, sections: tuple[str, ...] | None = None) -> dict[str, str]:
     """The resolved config values of `sections` (default: all but the sweep's, whose settings
     belong on its study's run) as dotted MLflow params ("model.units": "128")."""
-    return {f"{section}.{key}": str(value)
-            for section, values in cfg.to_dict().items() if (section in sections if sections else section != "sweep")
-            for key, value in values.items()}
+    return {
+        f"{section}.{key}": str(value)
+        for section, values in cfg.to_dict().items()
+        if (section in sections if sections else section != "sweep")
+        for key, value in values.items()
+    }
 
 
 def log_params(cfg: Config, sections: tuple[str, ...] | None = None, extra: dict[str, str] | None = None) -> None:
@@ -63,8 +66,13 @@ def log_inputs(cfg: Config, splits: dict) -> None:
         recipe = f"{d.sha256.lower()}:{name}:{d.val_split}:{d.val_fraction}:{d.split_seed}:{d.maxlen}:{d.num_words}"
         with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
-            dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=url, name=f"imdb-{name}",
-                                             digest=hashlib.sha256(recipe.encode()).hexdigest()[:8])
+            dataset = mlflow.data.from_numpy(
+                split.x,
+                targets=split.y,
+                source=url,
+                name=f"imdb-{name}",
+                digest=hashlib.sha256(recipe.encode()).hexdigest()[:8],
+            )
         try:
             mlflow.log_input(dataset, context=INPUT_CONTEXTS[name], tags={"reviews": str(len(split.y))})
         except mlflow.exceptions.MlflowException:
@@ -197,8 +205,14 @@ def _experiment_id(client, name: str) -> str:
 
 
 @contextlib.contextmanager
-def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = None,
-        tags: dict[str, str] | None = None, system_metrics: bool = False):
+def run(
+    cfg: Config,
+    *,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    system_metrics: bool = False,
+):
     """Open (or, with run_id, reopen) an MLflow run and close it with a truthful status.
 
     parent_run_id nests the new run under another (a sweep trial under its study's run), also
@@ -220,8 +234,12 @@ def run(cfg: Config, *, run_id: str | None = None, parent_run_id: str | None = N
             base_tags["mlflow.parentRunId"] = parent_run_id  # what the MLflow UI nests runs by
     # Its monitor announces itself and the GPU it does not find at INFO: not the user's news.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else cfg.tracking.run_name,
-                              tags=base_tags | (tags or {}), log_system_metrics=system_metrics)
+    active = mlflow.start_run(
+        run_id=run_id,
+        run_name=None if run_id else cfg.tracking.run_name,
+        tags=base_tags | (tags or {}),
+        log_system_metrics=system_metrics,
+    )
     try:
         yield active
     except (KeyboardInterrupt, Terminated):
@@ -266,8 +284,7 @@ def parent_run(cfg: Config, run_name: str, tags: dict[str, str]):
     client, not as the active run, and closed with a truthful status like run()."""
     client, experiment_id = connect(cfg)
     mark_orphaned_runs_killed(client, experiment_id)
-    run_id = client.create_run(experiment_id, run_name=run_name,
-                               tags=process_tags() | commit_tag() | tags).info.run_id
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=process_tags() | commit_tag() | tags).info.run_id
     client.log_batch(run_id, params=[_param(k, v) for k, v in flat_params(cfg).items()])
     try:
         yield run_id
@@ -280,8 +297,14 @@ def parent_run(cfg: Config, run_name: str, tags: dict[str, str]):
     close_run(run_id, "FINISHED")
 
 
-def log_to_run(run_id: str, *, metrics: dict[str, float] = (), tags: dict[str, str] = (),
-               step: int = 0, artifacts_dir: Path | None = None) -> None:
+def log_to_run(
+    run_id: str,
+    *,
+    metrics: dict[str, float] = (),
+    tags: dict[str, str] = (),
+    step: int = 0,
+    artifacts_dir: Path | None = None,
+) -> None:
     """Add metrics, tags or a directory of artifacts to a run that is not this process's active run."""
     import time
 
@@ -290,8 +313,11 @@ def log_to_run(run_id: str, *, metrics: dict[str, float] = (), tags: dict[str, s
 
     client = mlflow.MlflowClient()
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in dict(metrics).items()],
-                     tags=[RunTag(k, str(v)) for k, v in dict(tags).items()])
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, step) for k, v in dict(metrics).items()],
+        tags=[RunTag(k, str(v)) for k, v in dict(tags).items()],
+    )
     if artifacts_dir is not None:
         client.log_artifacts(run_id, str(artifacts_dir))
 

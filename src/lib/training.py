@@ -26,9 +26,9 @@ ADVERSARIAL_METRIC = "adversarial_loss"  # train.adversarial: the added term (at
 
 @dataclass
 class Fitted:
-    model: object                 # the model to save: the members' average (one member: itself)
-    histories: list[list[dict]]   # per member, one row per epoch (member 0's is the history plot)
-    val: Predictions              # the saved model's validation predictions, before any refit
+    model: object  # the model to save: the members' average (one member: itself)
+    histories: list[list[dict]]  # per member, one row per epoch (member 0's is the history plot)
+    val: Predictions  # the saved model's validation predictions, before any refit
 
     @property
     def best_val_accuracy(self) -> float:
@@ -85,8 +85,10 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
     if compute != "float32":
         # The adversarial step's norms have floors (1e-12, 1e-7) that vanish in float16, and its
         # gradients skip a loss-scale optimizer's scaling: a silent change of what is trained.
-        raise UserError(f"Keras computes in {compute} here (a mixed-precision policy or floatx in keras.json): "
-                        f"this pipeline trains in float32; unset the policy")
+        raise UserError(
+            f"Keras computes in {compute} here (a mixed-precision policy or floatx in keras.json): "
+            f"this pipeline trains in float32; unset the policy"
+        )
     if cfg.train.deterministic:
         import tensorflow as tf
 
@@ -108,8 +110,9 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
         from src.lib.adversarial import AdversarialTrainer  # imports TensorFlow: deferred with it
 
         trainee = AdversarialTrainer(model, cfg.train)
-    trainee.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"],
-                    jit_compile=cfg.train.jit_compile)
+    trainee.compile(
+        optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], jit_compile=cfg.train.jit_compile
+    )
     return model, trainee
 
 
@@ -120,8 +123,18 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
     return max(rows, key=lambda row: row["val_accuracy"])["epoch"]  # the first of equals, as Keras
 
 
-def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list, prefix: str, name: str,
-                verbose: int, start: embeddings.Pretrained | None, unlabeled: np.ndarray | None):
+def _fit_member(
+    cfg: config.Config,
+    train: Split,
+    val: Split,
+    *,
+    callbacks: list,
+    prefix: str,
+    name: str,
+    verbose: int,
+    start: embeddings.Pretrained | None,
+    unlabeled: np.ndarray | None,
+):
     """One model trained with its own seed and early stopping (then refitted if train.refit):
     the model, its per-epoch rows and its validation probabilities before any refit."""
     import keras
@@ -130,14 +143,21 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
     logger = _epoch_logger(prefix=prefix)
     callbacks = [logger, *callbacks]  # the logger first: a pruning callback sees the epoch logged
     if cfg.train.patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)
+            )
+        )
     steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
     model, trainee = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
-    trainee.fit(batches.training_dataset(train.x, train.y, cfg.train, unlabeled),
-              validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
-              epochs=cfg.train.epochs, callbacks=callbacks, verbose=verbose,
-              shuffle=False)  # the dataset shuffles, seeded by train.seed
+    trainee.fit(
+        batches.training_dataset(train.x, train.y, cfg.train, unlabeled),
+        validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
+        epochs=cfg.train.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )  # the dataset shuffles, seeded by train.seed
     p_val = batches.predict(model, val.x, cfg.train)
     if cfg.train.refit:
         # Validation has chosen the epoch count; the final model learns from the validation
@@ -146,9 +166,15 @@ def _fit_member(cfg: config.Config, train: Split, val: Split, *, callbacks: list
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
         refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
         model, trainee = _compiled_model(cfg, name, refit_steps, start)
-        trainee.fit(batches.training_dataset(np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]),
-                                             cfg.train, unlabeled),
-                  epochs=refit_epochs, callbacks=[refit_logger], verbose=verbose, shuffle=False)
+        trainee.fit(
+            batches.training_dataset(
+                np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), cfg.train, unlabeled
+            ),
+            epochs=refit_epochs,
+            callbacks=[refit_logger],
+            verbose=verbose,
+            shuffle=False,
+        )
         mlflow.log_metric(prefix + "refit_epochs", refit_epochs)
     return model, logger.rows, p_val
 
@@ -166,21 +192,32 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
     if cfg.train.adversarial == "vat":
         unlabeled = data.load(cfg, data.UNLABELED).x
         if len(unlabeled) == 0:
-            raise UserError("train.adversarial=vat needs unlabeled reviews (the archive's train/unsup), and the "
-                            "tokenize stage found none: use the official archive, or train.adversarial=at")
+            raise UserError(
+                "train.adversarial=vat needs unlabeled reviews (the archive's train/unsup), and the "
+                "tokenize stage found none: use the official archive, or train.adversarial=at"
+            )
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
-        model, rows, p_val = _fit_member(member_cfg, train, val, callbacks=list(callbacks),
-                                         prefix=f"member{k}_" if k else "", verbose=verbose, start=start,
-                                         name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm",
-                                         unlabeled=unlabeled)
+        model, rows, p_val = _fit_member(
+            member_cfg,
+            train,
+            val,
+            callbacks=list(callbacks),
+            prefix=f"member{k}_" if k else "",
+            verbose=verbose,
+            start=start,
+            name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm",
+            unlabeled=unlabeled,
+        )
         members.append(model)
         histories.append(rows)
         probabilities.append(p_val)
         if cfg.train.ensemble > 1:
             mlflow.log_metric("member_val_accuracy", float(((p_val >= 0.5) == val.y).mean()), step=k)
-    return Fitted(average_models(members), histories, Predictions(np.mean(probabilities, axis=0), val.y, val.review_ids))
+    return Fitted(
+        average_models(members), histories, Predictions(np.mean(probabilities, axis=0), val.y, val.review_ids)
+    )
 
 
 def log_fitted(fitted: Fitted) -> None:

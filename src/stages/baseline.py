@@ -63,13 +63,22 @@ def fitted(b: config.BaselineConfig, texts: list[str], labels: np.ndarray):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    words = {"tokenizer": standardize, "token_pattern": None, "lowercase": False,
-             "ngram_range": (1, b.ngram_max), "min_df": b.min_df, "dtype": np.float32}
+    words = {
+        "tokenizer": standardize,
+        "token_pattern": None,
+        "lowercase": False,
+        "ngram_range": (1, b.ngram_max),
+        "min_df": b.min_df,
+        "dtype": np.float32,
+    }
     if b.method == "nblr":
         # liblinear's dual solver: far fewer variables (reviews) than features (n-grams). It visits
         # the reviews in a random order: seeded, so every run fits the same model.
-        steps = [CountVectorizer(binary=True, **words), LogCountRatio(b.nb_alpha),
-                 LogisticRegression(C=b.C, solver="liblinear", dual=True, max_iter=1000, random_state=0)]
+        steps = [
+            CountVectorizer(binary=True, **words),
+            LogCountRatio(b.nb_alpha),
+            LogisticRegression(C=b.C, solver="liblinear", dual=True, max_iter=1000, random_state=0),
+        ]
     else:
         steps = [TfidfVectorizer(sublinear_tf=b.sublinear_tf, **words), LogisticRegression(C=b.C, max_iter=1000)]
     return make_pipeline(*steps).fit(texts, labels)
@@ -97,8 +106,11 @@ def fit_and_score(cfg: config.Config) -> dict:
         metrics, _ = evaluation.score(labels["test"].astype(int), p["test"])
         evaluation.log_to_active_run(metrics)  # test_* metrics, as the LSTM's run has them
         split_predictions = {name: predictions.Predictions(p[name], labels[name], ids[name]) for name in p}
-        metrics |= {"val_accuracy": split_predictions["val"].accuracy,
-                    "fit_seconds": round(seconds, 1), "features": len(model[0].vocabulary_)}
+        metrics |= {
+            "val_accuracy": split_predictions["val"].accuracy,
+            "fit_seconds": round(seconds, 1),
+            "features": len(model[0].vocabulary_),
+        }
         tracking.log_params(cfg, ("data", "baseline"))
         mlflow.log_metrics({k: metrics[k] for k in ("val_accuracy", "fit_seconds", "features")})
         for name, split in split_predictions.items():
@@ -109,8 +121,13 @@ def fit_and_score(cfg: config.Config) -> dict:
                 predictions.save(staging / prediction_file(name), split)
             (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
             # The metrics file last: it is what `dvc metrics show` reads.
-            publish({staging / prediction_file(name): reports / predictions.DIRECTORY / prediction_file(name)
-                     for name in split_predictions} | {staging / METRICS_FILE: reports / METRICS_FILE})
+            publish(
+                {
+                    staging / prediction_file(name): reports / predictions.DIRECTORY / prediction_file(name)
+                    for name in split_predictions
+                }
+                | {staging / METRICS_FILE: reports / METRICS_FILE}
+            )
     return metrics
 
 
@@ -118,9 +135,11 @@ def fit_and_score(cfg: config.Config) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     m = fit_and_score(cfg)
-    print(f"baseline ({NAMES[cfg.baseline.method]}, 1-{cfg.baseline.ngram_max}-grams): test accuracy "
-          f"{m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}, validation accuracy {m['val_accuracy']:.4f}, "
-          f"{m['features']} features, fitted in {m['fit_seconds']:.0f} s")
+    print(
+        f"baseline ({NAMES[cfg.baseline.method]}, 1-{cfg.baseline.ngram_max}-grams): test accuracy "
+        f"{m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}, validation accuracy {m['val_accuracy']:.4f}, "
+        f"{m['features']} features, fitted in {m['fit_seconds']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictio
     """The LSTM's weight with the highest accuracy on these (validation) predictions, the lower
     log loss among equals, the smaller weight among exact equals."""
     if lstm.digest != baseline.digest:
-        raise UserError("the LSTM's and the baseline's validation predictions are of different reviews: "
-                        "re-run both on one split (`dvc repro`)")
+        raise UserError(
+            "the LSTM's and the baseline's validation predictions are of different reviews: "
+            "re-run both on one split (`dvc repro`)"
+        )
     y = lstm.label.astype(np.float64)
     weights = np.linspace(0, 1, round(1 / step) + 1)  # both ends: each model alone is a candidate
     scores = []
@@ -47,8 +49,10 @@ def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictio
 
 def blended(lstm: predictions.Predictions, baseline: predictions.Predictions, weight: float) -> predictions.Predictions:
     if lstm.digest != baseline.digest:
-        raise UserError("the LSTM's and the baseline's test predictions are of different reviews: "
-                        "re-run both on one split (`dvc repro`)")
+        raise UserError(
+            "the LSTM's and the baseline's test predictions are of different reviews: "
+            "re-run both on one split (`dvc repro`)"
+        )
     p = (weight * lstm.probability + (1 - weight) * baseline.probability).astype(np.float32)
     return predictions.Predictions(p, lstm.label, lstm.review_id)
 
@@ -58,8 +62,9 @@ def blend(cfg: config.Config) -> dict:
 
     folder = Path(cfg.paths.reports) / predictions.DIRECTORY
     lstm = {split: predictions.load(folder / predictions.file_name(split)) for split in ("val", "test")}
-    baseline = {split: predictions.load(folder / (BASELINE_PREFIX + predictions.file_name(split)))
-                for split in ("val", "test")}
+    baseline = {
+        split: predictions.load(folder / (BASELINE_PREFIX + predictions.file_name(split))) for split in ("val", "test")
+    }
     weight = choose_weight(lstm["val"], baseline["val"], cfg.blend.weight_step)
     val, test = blended(lstm["val"], baseline["val"], weight), blended(lstm["test"], baseline["test"], weight)
     metrics, _ = evaluation.score(test.label.astype(int), test.probability)
@@ -81,8 +86,10 @@ def blend(cfg: config.Config) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     m = blend(cfg)
-    print(f"blend ({m['weight']:.2f} LSTM + {1 - m['weight']:.2f} {cfg.baseline.method}, weight chosen on "
-          f"validation {m['val_accuracy']:.4f}): test accuracy {m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}")
+    print(
+        f"blend ({m['weight']:.2f} LSTM + {1 - m['weight']:.2f} {cfg.baseline.method}, weight chosen on "
+        f"validation {m['val_accuracy']:.4f}): test accuracy {m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}"
+    )
 
 
 if __name__ == "__main__":

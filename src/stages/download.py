@@ -116,8 +116,11 @@ def download(cfg: config.Config) -> dict[str, int]:
     url, expected = cfg.data.url, cfg.data.sha256.lower()
     ignored = [name for name in RETIRED_ENV if os.environ.get(name)]
     if ignored:
-        print(f"warning: {' and '.join(ignored)} ignored: name the archive in params.yaml "
-              "(`python -m src.config data.url=... data.sha256=...`)", file=sys.stderr)
+        print(
+            f"warning: {' and '.join(ignored)} ignored: name the archive in params.yaml "
+            "(`python -m src.config data.url=... data.sha256=...`)",
+            file=sys.stderr,
+        )
     with atomic_path(cfg.paths.raw, directory=True) as tmp:
         archive, downloaded = fetch(url, tmp)
         actual = sha256_of(archive)
@@ -127,8 +130,13 @@ def download(cfg: config.Config) -> dict[str, int]:
                 "(set data.sha256 if you meant to use this archive)"
             )
         counts, movie_files = extract_reviews(archive, tmp)
-        source = {"url": url, "sha256": actual, "bytes": archive.stat().st_size, "reviews": counts,
-                  "movie_files": movie_files}
+        source = {
+            "url": url,
+            "sha256": actual,
+            "bytes": archive.stat().st_size,
+            "reviews": counts,
+            "movie_files": movie_files,
+        }
         if downloaded:
             archive.unlink()
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
@@ -139,8 +147,10 @@ def download(cfg: config.Config) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     counts = download(cfg)
-    print(f"extracted {sum(counts.values())} reviews to {cfg.paths.raw}: "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(
+        f"extracted {sum(counts.values())} reviews to {cfg.paths.raw}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 if __name__ == "__main__":

@@ -52,24 +52,35 @@ def evaluate(cfg: config.Config) -> dict:
         (staging / ROC_FILE).write_text(_csv(["fpr", "tpr", "threshold"], roc.round(6).tolist()))
         y_pred = (test.probability >= evaluation.THRESHOLD).astype(int)
         (staging / CONFUSION_FILE).write_text(
-            _csv(["actual", "predicted"], zip(LABEL_NAMES[test_split.y], LABEL_NAMES[y_pred])))
+            _csv(["actual", "predicted"], zip(LABEL_NAMES[test_split.y], LABEL_NAMES[y_pred]))
+        )
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         predictions.save(staging / predictions.file_name("test"), test)
         mlflow.log_dict(metrics, METRICS_FILE)
         # The plots DVC draws, as tables the run's artifact view shows.
         mlflow.log_table({"fpr": roc[:, 0], "tpr": roc[:, 1], "threshold": roc[:, 2]}, "plots/roc_curve.json")
         cm = metrics["confusion_matrix"]
-        mlflow.log_table({"actual": ["neg", "neg", "pos", "pos"], "predicted": ["neg", "pos", "neg", "pos"],
-                          "reviews": [cm["tn"], cm["fp"], cm["fn"], cm["tp"]]}, "plots/confusion_matrix.json")
+        mlflow.log_table(
+            {
+                "actual": ["neg", "neg", "pos", "pos"],
+                "predicted": ["neg", "pos", "neg", "pos"],
+                "reviews": [cm["tn"], cm["fp"], cm["fn"], cm["tp"]],
+            },
+            "plots/confusion_matrix.json",
+        )
         # All reports at once, the metrics file last: it is what `dvc metrics show` reads.
         test_file = Path(predictions.DIRECTORY) / predictions.file_name("test")
-        publish({staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE)}
-                | {staging / test_file.name: reports / test_file, staging / METRICS_FILE: reports / METRICS_FILE})
+        publish(
+            {staging / name: reports / name for name in (ROC_FILE, CONFUSION_FILE)}
+            | {staging / test_file.name: reports / test_file, staging / METRICS_FILE: reports / METRICS_FILE}
+        )
         # Registered last: a failure before this point leaves no registry version behind.
         if cfg.tracking.registered_model:
             version = registry.register(cfg, trained["model_uri"], trained["best_val_accuracy"], metrics["accuracy"])
-            print(f"registered {cfg.tracking.registered_model} version {version.version} "
-                  f"(alias {registry.CHALLENGER}); `python -m src.registry promote` makes it {registry.CHAMPION}")
+            print(
+                f"registered {cfg.tracking.registered_model} version {version.version} "
+                f"(alias {registry.CHALLENGER}); `python -m src.registry promote` makes it {registry.CHAMPION}"
+            )
     return metrics
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from src.lib import config
 from src.lib.artifacts import atomic_path
-from src.lib.errors import command
 from src.lib.data import META_FILE, SPLITS, UNLABELED, load_ragged, load_review_ids, padding_settings, save_padded
+from src.lib.errors import command
 from src.lib.text import pad
-
 
 
 def pad_splits(cfg: config.Config) -> None:
@@ -29,8 +28,10 @@ def pad_splits(cfg: config.Config) -> None:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     pad_splits(cfg)
-    print(f"padded {', '.join(SPLITS)} to {cfg.data.maxlen} tokens ({cfg.data.padding} padding, "
-          f"{cfg.data.truncating} truncation) in {cfg.paths.padded}")
+    print(
+        f"padded {', '.join(SPLITS)} to {cfg.data.maxlen} tokens ({cfg.data.padding} padding, "
+        f"{cfg.data.truncating} truncation) in {cfg.paths.padded}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,15 +48,21 @@ def pretrain(cfg: config.Config) -> dict:
     unlabeled = data.read_unlabeled(Path(cfg.paths.raw) / "aclImdb" / "train") if cfg.pretrain.unlabeled else []
     p = cfg.pretrain
     run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name=f"pretrain-{p.method}", registered_model=None))
-    with tracking.run(run_cfg, tags=data.source_tags(cfg) | {"pretrain": p.method}), \
-            atomic_path(out, directory=True) as tmp:
+    with (
+        tracking.run(run_cfg, tags=data.source_tags(cfg) | {"pretrain": p.method}),
+        atomic_path(out, directory=True) as tmp,
+    ):
         import mlflow
 
         started = time.perf_counter()
         learn = _word2vec if p.method == "word2vec" else _language_model
         vectors, lstm, figures = learn(cfg, vocabulary, texts + unlabeled)
-        meta = {"method": p.method, "labeled_reviews": len(texts), "unlabeled_reviews": len(unlabeled),
-                "seconds": round(time.perf_counter() - started, 1)} | figures
+        meta = {
+            "method": p.method,
+            "labeled_reviews": len(texts),
+            "unlabeled_reviews": len(unlabeled),
+            "seconds": round(time.perf_counter() - started, 1),
+        } | figures
         embeddings.save(tmp, vectors, meta, lstm)
         tracking.log_params(cfg, ("data", "pretrain", "model"))
         mlflow.log_metrics({k: v for k, v in meta.items() if isinstance(v, (int, float))})
@@ -70,8 +76,16 @@ def _word2vec(cfg: config.Config, vocabulary: Vocabulary, texts: list[str]) -> t
 
     p = cfg.pretrain
     sentences = [standardize(text) for text in texts]
-    model = Word2Vec(sentences, vector_size=cfg.model.embedding_dim, window=p.window, min_count=p.min_count,
-                     epochs=p.epochs, seed=p.seed, workers=1, hashfxn=_stable_hash)
+    model = Word2Vec(
+        sentences,
+        vector_size=cfg.model.embedding_dim,
+        window=p.window,
+        min_count=p.min_count,
+        epochs=p.epochs,
+        seed=p.seed,
+        workers=1,
+        hashfxn=_stable_hash,
+    )
     # Rows as a fresh Keras Embedding starts them (uniform +-0.05), then each known word's vector.
     rng = np.random.default_rng(p.seed)
     rows = max(FIRST_WORD_ID + len(vocabulary.words), cfg.data.num_words)  # the Embedding has num_words rows
@@ -79,13 +93,21 @@ def _word2vec(cfg: config.Config, vocabulary: Vocabulary, texts: list[str]) -> t
     known = [(i, word) for i, word in enumerate(vocabulary.words, start=FIRST_WORD_ID) if word in model.wv]
     for i, word in known:
         vectors[i] = model.wv[word]
-    return vectors, None, {"words": sum(len(s) for s in sentences), "vocabulary_with_vectors": len(known),
-                           "vocabulary": len(vocabulary.words)}
+    return (
+        vectors,
+        None,
+        {
+            "words": sum(len(s) for s in sentences),
+            "vocabulary_with_vectors": len(known),
+            "vocabulary": len(vocabulary.words),
+        },
+    )
 
 
 def _language_model(cfg: config.Config, vocabulary: Vocabulary, texts: list[str]) -> tuple[np.ndarray, list, dict]:
-    sequences = [data.cut_vocabulary(np.asarray(vocabulary.encode(text), dtype=np.int32), cfg.data.num_words)
-                 for text in texts]
+    sequences = [
+        data.cut_vocabulary(np.asarray(vocabulary.encode(text), dtype=np.int32), cfg.data.num_words) for text in texts
+    ]
     lstm, vectors, figures = language_model.pretrain(cfg, sequences, log=lambda line: print(line, flush=True))
     return vectors, lstm, {"words": sum(len(s) for s in sequences), "vocabulary": len(vocabulary.words)} | figures
 
@@ -97,12 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     if meta["method"] == "none":
         print("pretrain.method=none: the Embedding starts random")
     elif meta["method"] == "lm":
-        print(f"language model on {meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
-              f"({meta['words']} words, {meta['windows']} windows) in {meta['seconds']:.0f} s: final loss {meta['loss'][-1]:.4f}")
+        print(
+            f"language model on {meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
+            f"({meta['words']} words, {meta['windows']} windows) in {meta['seconds']:.0f} s: final loss {meta['loss'][-1]:.4f}"
+        )
     else:
-        print(f"{meta['method']} vectors for {meta['vocabulary_with_vectors']} of {meta['vocabulary']} words, from "
-              f"{meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
-              f"({meta['words']} words) in {meta['seconds']:.0f} s")
+        print(
+            f"{meta['method']} vectors for {meta['vocabulary_with_vectors']} of {meta['vocabulary']} words, from "
+            f"{meta['labeled_reviews']} training and {meta['unlabeled_reviews']} unlabeled reviews "
+            f"({meta['words']} words) in {meta['seconds']:.0f} s"
+        )
 
 
 if __name__ == "__main__":

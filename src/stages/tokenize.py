@@ -16,8 +16,8 @@ import numpy as np
 
 from src.lib import config
 from src.lib.artifacts import atomic_path
-from src.lib.errors import command
 from src.lib.data import SPLITS, UNLABELED, save_ragged, split_reviews
+from src.lib.errors import command
 from src.lib.text import VOCAB_FILE, Vocabulary
 
 
@@ -33,8 +33,11 @@ def tokenize(cfg: config.Config) -> dict:
             sequences = [vocab.encode(text) for text, _, _ in rows]
             save_ragged(tmp / f"{name}.npz", sequences, [label for _, label, _ in rows], [i for _, _, i in rows])
             lengths = np.array([len(s) for s in sequences])
-            stats[name] = {"reviews": len(rows), "median_tokens": float(np.median(lengths)) if len(rows) else None,
-                           "empty": int((lengths == 0).sum())}
+            stats[name] = {
+                "reviews": len(rows),
+                "median_tokens": float(np.median(lengths)) if len(rows) else None,
+                "empty": int((lengths == 0).sum()),
+            }
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -43,8 +46,10 @@ def tokenize(cfg: config.Config) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     stats = tokenize(cfg)
-    print(f"vocabulary of {stats['vocab_size']} ids; "
-          + ", ".join(f"{s} {stats[s]['reviews']} reviews" for s in (*SPLITS, UNLABELED)))
+    print(
+        f"vocabulary of {stats['vocab_size']} ids; "
+        + ", ".join(f"{s} {stats[s]['reviews']} reviews" for s in (*SPLITS, UNLABELED))
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from src.lib.artifacts import publish, staging_dir
 from src.lib.errors import UserError, command
 from src.lib.text import VOCAB_FILE, Vocabulary
 
-HISTORY_FILE = "history.csv"   # one row per epoch: the training-curve plot
+HISTORY_FILE = "history.csv"  # one row per epoch: the training-curve plot
 
 
 def _history_csv(rows: list[dict]) -> str:
@@ -48,18 +48,28 @@ def train(cfg: config.Config) -> dict:
             model_uri = registry.log_model(files)
             predictions.save(staging / predictions.file_name("val"), fitted.val)
             (staging / HISTORY_FILE).write_text(_history_csv(fitted.histories[0]))
-            (staging / model_folder.RUN_FILE).write_text(json.dumps(
-                {"run_id": run_id, "model_uri": model_uri,
-                 "best_val_accuracy": fitted.best_val_accuracy}) + "\n")
+            (staging / model_folder.RUN_FILE).write_text(
+                json.dumps({"run_id": run_id, "model_uri": model_uri, "best_val_accuracy": fitted.best_val_accuracy})
+                + "\n"
+            )
             # All outputs at once, run.json last (evaluate reads it): a stage killed before
             # this line leaves none of them.
-            publish({path: model_dir / path.name for path in files.values()}
-                    | {staging / HISTORY_FILE: reports / HISTORY_FILE,
-                       staging / predictions.file_name("val"):
-                           reports / predictions.DIRECTORY / predictions.file_name("val"),
-                       staging / model_folder.RUN_FILE: model_dir / model_folder.RUN_FILE})
-    return {"run_id": run_id, "best_val_accuracy": fitted.best_val_accuracy,
-            "epochs": sum(fitted.member_epochs), "member_epochs": fitted.member_epochs}
+            publish(
+                {path: model_dir / path.name for path in files.values()}
+                | {
+                    staging / HISTORY_FILE: reports / HISTORY_FILE,
+                    staging / predictions.file_name("val"): reports
+                    / predictions.DIRECTORY
+                    / predictions.file_name("val"),
+                    staging / model_folder.RUN_FILE: model_dir / model_folder.RUN_FILE,
+                }
+            )
+    return {
+        "run_id": run_id,
+        "best_val_accuracy": fitted.best_val_accuracy,
+        "epochs": sum(fitted.member_epochs),
+        "member_epochs": fitted.member_epochs,
+    }
 
 
 @command
@@ -67,9 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = config.from_argv(sys.argv[1:] if argv is None else argv, usage=__doc__)
     result = train(cfg)
     epochs = result["member_epochs"]
-    averaged = f"{len(epochs)} models averaged, epochs {'+'.join(map(str, epochs))}" if len(epochs) > 1 else f"{epochs[0]} epochs"
-    print(f"best val_accuracy {result['best_val_accuracy']:.4f} ({averaged}); "
-          f"MLflow run {result['run_id']}")
+    averaged = (
+        f"{len(epochs)} models averaged, epochs {'+'.join(map(str, epochs))}"
+        if len(epochs) > 1
+        else f"{epochs[0]} epochs"
+    )
+    print(f"best val_accuracy {result['best_val_accuracy']:.4f} ({averaged}); MLflow run {result['run_id']}")
 
 
 if __name__ == "__main__":

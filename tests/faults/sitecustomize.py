@@ -25,6 +25,7 @@ if _stage and f"src.stages.{_stage}" in sys.orig_argv:
                 _real_replace(_marker + ".tmp", _marker)
                 time.sleep(600)  # killed here by the test
             return rename(src, dst, *args, **kwargs)
+
         return paused
 
     os.replace = _pause_before(os.replace)
