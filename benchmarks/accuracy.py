@@ -218,6 +218,49 @@ def cpu_kind(seed: dict) -> str:
     return ("avx512 " if seed["machine"]["avx512"] else "no-avx512 ") + seed["machine"]["cpu"].split()[0]
 
 
+DEFAULT_ROW = "at-10"  # the default config's row: every other row is compared with it
+
+
+def over_seeds(table: dict, nblr_test) -> None:
+    """Each row against the default, and the default against NB-LR: B - A of the mean single
+    run's test accuracy with its 95% interval over seeds and reviews (src.lib.significance.
+    compare_groups, the comparison `python -m src.compare A1,A2,A3 B1,B2,B3` prints), for rows
+    whose runs are in this store; kept in the table as each row's "over_seeds"."""
+    import mlflow
+
+    from src.lib import predictions, significance
+    from src.lib.errors import UserError
+
+    mlflow.set_tracking_uri(STORE)
+
+    def test_predictions(row: dict):
+        try:
+            return [predictions.from_run(seed["run_id"], "test") for seed in row["seeds"]]
+        except UserError:
+            return None  # measured in another store (an earlier machine's)
+
+    def summary(c) -> dict:
+        return {
+            "difference": c.accuracy_difference,
+            "ci95": list(c.accuracy_ci),
+            "p": c.p,
+            "verdict": c.verdict,
+            "seeds": [len(c.accuracies_a), len(c.accuracies_b)],
+            "ensemble_difference": c.ensemble_accuracy_b - c.ensemble_accuracy_a,
+        }
+
+    default = test_predictions(table["rows"][DEFAULT_ROW])
+    if default is None:
+        return
+    table["rows"][DEFAULT_ROW]["over_seeds"] = {"against": "NB-LR"} | summary(
+        significance.compare_groups([nblr_test], default)
+    )
+    for name, row in table["rows"].items():
+        runs = None if name == DEFAULT_ROW else test_predictions(row)
+        if runs is not None:
+            row["over_seeds"] = {"against": DEFAULT_ROW} | summary(significance.compare_groups(default, runs))
+
+
 def print_table(table: dict) -> None:
     refs = table["references"]
     print(
@@ -243,6 +286,14 @@ def print_table(table: dict) -> None:
             f"{name:<20} {','.join(str(s['seed']) for s in seeds):<14} {cells[0]:>16} {cells[1]:>16} "
             f"{minutes(row):>9} {cells[2]:>16}  {kinds}"
         )
+    print("\nover seeds and reviews (the mean single run's test accuracy, two-level bootstrap):")
+    for name, row in table["rows"].items():
+        if "over_seeds" in row:
+            c = row["over_seeds"]
+            print(
+                f"  {name} - {c['against']}: {100 * c['difference']:+.2f} points, 95% CI [{100 * c['ci95'][0]:+.2f}, "
+                f"{100 * c['ci95'][1]:+.2f}] ({c['seeds'][1]} seeds against {c['seeds'][0]}): {c['verdict']}"
+            )
 
 
 def draw(table: dict) -> None:
@@ -326,6 +377,19 @@ def main() -> None:
         RESULTS.write_text(json.dumps(table, indent=2) + "\n")  # after each row: a long run keeps what finished
         print(f"wrote row {name} to {RESULTS.relative_to(ROOT)}", flush=True)
     table = json.loads(RESULTS.read_text())
+    if (WORK / "mlflow.db").is_file():  # the rows' runs are here: compare them over seeds
+        default_folder, _ = prepared([*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[DEFAULT_ROW]])
+        default_params = yaml.safe_load((default_folder / "params.yaml").read_text())
+        from src.lib import predictions
+
+        nblr = predictions.load(
+            default_folder
+            / default_params["paths"]["reports"]
+            / predictions.DIRECTORY
+            / f"baseline-{predictions.file_name('test')}"
+        )
+        over_seeds(table, nblr)
+        RESULTS.write_text(json.dumps(table, indent=2) + "\n")
     print_table(table)
     draw(table)
 

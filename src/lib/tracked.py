@@ -1,7 +1,8 @@
 """The tracked fit the train stage, a sweep trial and each repeat share.
 
 `fit` says what it trains on (src.lib.hardware), opens a run (nested under `parent_run_id` when
-given) tagged with it, logs the config and the datasets,
+given) tagged with it and with the lock its packages match, logs the config, the installed
+versions and the datasets,
 fits (src.lib.training.fit), logs the saved model's validation accuracy, epochs and predictions,
 and hands the run and the fitted model to the caller while the run is still open: the train
 stage saves its model there, a repeat scores the test split there (src.lib.evaluation.score_test).
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 
-from src.lib import config, data, hardware, tracking, training
+from src.lib import config, data, environment, hardware, tracking, training
 from src.lib.data import Split
+
+ENVIRONMENT_ARTIFACT = "environment/installed.txt"  # every installed package's version, as `pip freeze` writes them
 
 
 @contextlib.contextmanager
@@ -34,13 +37,15 @@ def fit(
     without a parent samples CPU and memory when tracking.system_metrics says so."""
     splits = {"train": train, "val": val} | ({"test": test} if test is not None else {})
     devices = hardware.announce()  # the devices and the CPU's kernels: they change a result's last digits
+    software = {"environment.lock": environment.matching_lock()}  # which requirements/ lock is installed, or none
     with tracking.run(
         cfg,
         parent_run_id=parent_run_id,
-        tags=data.source_tags(cfg) | devices | (tags or {}),
+        tags=data.source_tags(cfg) | devices | software | (tags or {}),
         system_metrics=cfg.tracking.system_metrics and parent_run_id is None,
     ) as active:
         tracking.log_params(cfg, extra=params)
+        tracking.log_text(environment.installed_text(), ENVIRONMENT_ARTIFACT)
         tracking.log_inputs(cfg, splits)
         fitted = training.fit(cfg, train, val, callbacks=list(callbacks), verbose=verbose)
         training.log_fitted(fitted)

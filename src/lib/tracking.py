@@ -50,6 +50,13 @@ def log_params(cfg: Config, sections: tuple[str, ...] | None = None, extra: dict
     mlflow.log_params(flat_params(cfg, sections) | (extra or {}))
 
 
+def log_text(text: str, artifact_file: str) -> None:
+    """A text file among the active run's artifacts."""
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
 INPUT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 

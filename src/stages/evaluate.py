@@ -54,7 +54,10 @@ def evaluate(cfg: config.Config) -> dict:
         (staging / CONFUSION_FILE).write_text(
             _csv(["actual", "predicted"], zip(LABEL_NAMES[test_split.y], LABEL_NAMES[y_pred]))
         )
-        (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        # The saved model's validation accuracy and epochs beside the test figures: what `dvc exp
+        # show` and `dvc metrics diff` should rank experiments by (test is for the one chosen).
+        chosen_on = {"val_accuracy": trained["best_val_accuracy"], "epochs": trained.get("epochs")}
+        (staging / METRICS_FILE).write_text(json.dumps(chosen_on | metrics, indent=2) + "\n")
         predictions.save(staging / predictions.file_name("test"), test)
         mlflow.log_dict(metrics, METRICS_FILE)
         # The plots DVC draws, as tables the run's artifact view shows.

@@ -49,7 +49,14 @@ def train(cfg: config.Config) -> dict:
             predictions.save(staging / predictions.file_name("val"), fitted.val)
             (staging / HISTORY_FILE).write_text(_history_csv(fitted.histories[0]))
             (staging / model_folder.RUN_FILE).write_text(
-                json.dumps({"run_id": run_id, "model_uri": model_uri, "best_val_accuracy": fitted.best_val_accuracy})
+                json.dumps(
+                    {
+                        "run_id": run_id,
+                        "model_uri": model_uri,
+                        "best_val_accuracy": fitted.best_val_accuracy,
+                        "epochs": sum(fitted.member_epochs),
+                    }
+                )
                 + "\n"
             )
             # All outputs at once, run.json last (evaluate reads it): a stage killed before
