@@ -74,6 +74,11 @@ CONFIGURATIONS = {
         "train.epochs=10",
         "data.num_words=30000",
     ],  # a larger vocabulary under AT (plain training overfit it)
+    "at-10-20k": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10", "data.num_words=20000"],
+    # two of the default's three seeds kept their last (tenth) epoch
+    "at-15": ["train.adversarial=at", "train.ensemble=1", "train.epochs=15"],
+    # the default, then retrained on train + validation for the epochs validation chose
+    "at-10-refit": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10", "train.refit=true"],
     "at-2": ["train.adversarial=at", "train.ensemble=2"],  # two AT models averaged: twice the default's cost
     "vat": ["train.adversarial=vat", "train.ensemble=1"],  # virtual adversarial training, with the unlabeled reviews
     "wide-ensemble": ["experiment=wide-ensemble"],

@@ -216,7 +216,7 @@ def save_plots(study, out_dir: Path) -> None:
         vis.plot_intermediate_values,
     ):
         try:
-            plot(study).write_html(out_dir / f"{plot.__name__.removeprefix('plot_')}.html", include_plotlyjs="cdn")
+            plot(study).write_html(out_dir / f"{plot.__name__.removeprefix('plot_')}.html", include_plotlyjs=True)
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             print(f"skipped {plot.__name__}: {exc}", file=sys.stderr)
 

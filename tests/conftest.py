@@ -161,8 +161,6 @@ def isolated_tracking(request, tmp_path, monkeypatch, empty_mlflow_store):
     if not request.node.get_closest_marker("new_mlflow_store"):
         shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("IMDB_URL", raising=False)
-    monkeypatch.delenv("IMDB_SHA256", raising=False)
     return uri
 
 
@@ -326,6 +324,7 @@ def copy_project(dest: Path) -> Path:
     (dest / ".dvc").mkdir()
     for name in ("config", ".gitignore"):
         shutil.copy(PROJECT / ".dvc" / name, dest / ".dvc" / name)
+    shutil.copytree(PROJECT / ".dvc" / "plots", dest / ".dvc" / "plots")  # config's plots.html_template
     for command in (
         ["init", "-q"],
         ["config", "user.name", "test"],

@@ -55,7 +55,8 @@ def test_an_adversarially_trained_model_is_saved_and_served_as_a_plain_classifie
     assert run.data.params["train.adversarial"] == "at" and run.info.run_id == result["run_id"]
     assert run.data.metrics["test_accuracy"] == metrics["accuracy"] and "adversarial_loss" in run.data.metrics
     classifier = model_folder.ReviewClassifier.from_folder(at_cfg.paths.model)
-    assert classifier.predict_proba(["a wonderful film", "an awful film"]).shape == (2,)
+    positive, negative = classifier.predict_proba(["a wonderful film", "an awful film"])
+    assert positive > 0.5 > negative, "the toy sentiment, learned with the adversarial term"
 
     # The same seed without the adversarial term trains other weights.
     plain_cfg = replace(
@@ -76,7 +77,7 @@ def test_vat_trains_on_labeled_and_unlabeled_reviews_and_saves_the_plain_classif
     rows = history(vat_cfg)
     assert all(float(row["adversarial_loss"]) > 0 for row in rows)  # moved, the predictions diverge
     metrics = evaluate.evaluate(vat_cfg)
-    assert 0 <= metrics["accuracy"] <= 1
+    assert metrics["accuracy"] >= 0.9, "the toy sentiment is trivially learnable, with VAT too"
     with zipfile.ZipFile(Path(vat_cfg.paths.model) / model_folder.MODEL_FILE) as archive:
         assert "Adversarial" not in archive.read("config.json").decode()
 

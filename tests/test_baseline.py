@@ -29,7 +29,7 @@ def test_the_baseline_fits_the_lstms_training_split_and_scores_its_test_reviews(
     tokenize.tokenize(cfg)
     metrics = baseline.fit_and_score(cfg)
     written = json.loads((Path(cfg.paths.reports) / baseline.METRICS_FILE).read_text())
-    assert written == metrics and 0.5 < metrics["accuracy"] <= 1 and metrics["features"] > 0
+    assert written == metrics and metrics["accuracy"] > 0.5 and metrics["features"] > 0
     [run] = mlflow.search_runs(
         experiment_names=[cfg.tracking.experiment], output_format="list", filter_string=f"tags.baseline = '{method}'"
     )

@@ -95,17 +95,6 @@ def test_relative_path_is_relative_to_the_project_root(tiny_cfg, tiny_archive, m
     assert sum(download.download(cfg).values()) == 72  # 64 labeled + 8 unlabeled
 
 
-def test_environment_variables_do_not_name_the_archive(tiny_cfg, tmp_path, monkeypatch, capsys):
-    other = tmp_path / "other.tar.gz"
-    write_archive(other, review_files(per_folder=3))
-    monkeypatch.setenv("IMDB_URL", str(other))  # what an earlier version read: DVC cannot see it
-    monkeypatch.setenv("IMDB_SHA256", with_archive(tiny_cfg, other).data.sha256)
-    assert (
-        sum(download.download(tiny_cfg).values()) == 72
-    )  # 64 labeled + 8 unlabeled  # params.yaml's archive, not the variable's
-    assert "IMDB_URL and IMDB_SHA256 ignored" in capsys.readouterr().err
-
-
 def test_http_url_is_downloaded_with_a_progress_bar(tiny_cfg, tiny_archive, capsys):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny_archive.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -1,5 +1,5 @@
 """The trained-model folder (src.lib.model_folder): what settings.json holds, and that a folder
-written by the previous format (all of train.* in settings.json) still loads and predicts."""
+of another format (an older one, all of train.* in settings.json, or a newer one) is refused in one line."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from src.lib import batches, model_folder
+from src.lib import model_folder
 from src.lib.errors import UserError
-from src.lib.text import Vocabulary, pad
+from src.lib.text import Vocabulary
 
 FORMAT1 = Path(__file__).resolve().parent / "fixtures" / "model-format1"  # written by the code before format 2
-REVIEWS = ["a good film", "the acting was bad and dull", "words it never saw", ""]
 
 
 def test_settings_hold_only_what_prediction_needs(tmp_path, tiny_cfg):
@@ -40,17 +38,15 @@ def test_settings_hold_only_what_prediction_needs(tmp_path, tiny_cfg):
     assert json.loads((tmp_path / model_folder.SETTINGS_FILE).read_text()) == stored
 
 
-def test_a_folder_of_the_previous_format_still_loads_and_predicts():
-    from src.lib.model import load_model
-
+def test_a_folder_of_the_previous_format_is_refused_in_one_line():
     old = json.loads((FORMAT1 / model_folder.SETTINGS_FILE).read_text())
     assert "format" not in old and "epochs" in old["train"]  # the premise: format 1, all of train.*
-    classifier = model_folder.ReviewClassifier.from_folder(FORMAT1)
-    assert classifier.batching == batches.Batching(eval_batch_size=512, bucket_by_length=True, length_step=16)
-    vocabulary = Vocabulary.load(FORMAT1 / "vocab.txt")
-    x = pad([np.asarray(vocabulary.encode(r), dtype=np.int32) for r in REVIEWS], **old["padding"])
-    expected = load_model(FORMAT1 / model_folder.MODEL_FILE).predict(x, verbose=0).ravel()
-    np.testing.assert_allclose(classifier.predict_proba(REVIEWS), expected, atol=1e-6)
+    with pytest.raises(UserError) as refused:
+        model_folder.ReviewClassifier.from_folder(FORMAT1)
+    assert str(refused.value).splitlines() == [
+        f"the model's settings are format 1, written by an older version of this code "
+        f"(it reads format {model_folder.FORMAT}): re-run training (`dvc repro -f train`)"
+    ]
 
 
 def test_a_folder_of_a_newer_format_is_refused_in_one_line(tmp_path):

@@ -13,9 +13,12 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
+from src.lib import predictions
+from src.stages import blend as blend_stage
 from tests.conftest import dvc, git, runs
 
 FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses a stage before publishing
@@ -129,8 +132,15 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
     # The blend of the two, the third figure of `dvc metrics show`, with its own run.
     [blend] = [m["data"]["reports/blend.json"]["data"] for m in metrics.values()]
     [blend_run] = runs(repo, "blend")
-    assert 0 <= blend["weight"] <= 1 and blend_run.data.metrics["test_accuracy"] == pytest.approx(blend["accuracy"])
-    assert scores["accuracy"] >= 0.9 and 0.9 <= scores["roc_auc"] <= 1.0
+    assert blend_run.data.metrics["test_accuracy"] == pytest.approx(blend["accuracy"])
+    # Its weight: a point of blend.weight_step's grid, the one chosen on the two validation predictions.
+    step = yaml.safe_load((repo / "params.yaml").read_text())["blend"]["weight_step"]
+    folder = repo / "reports" / predictions.DIRECTORY
+    val = [folder / (prefix + predictions.file_name("val")) for prefix in ("", blend_stage.BASELINE_PREFIX)]
+    assert blend["weight"] in np.linspace(0, 1, round(1 / step) + 1).tolist()
+    assert blend["weight"] == blend_stage.choose_weight(*map(predictions.load, val), step)
+    assert blend_run.data.metrics["weight"] == blend["weight"]
+    assert scores["accuracy"] >= 0.9 and scores["roc_auc"] >= 0.9
     assert sum(scores["confusion_matrix"].values()) == 32
 
     plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)["data"]

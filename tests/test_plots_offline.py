@@ -17,7 +17,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
 from src import sweep
-from tests.conftest import PROJECT, copy_project, dvc
+from tests.conftest import copy_project, dvc
 from tests.test_mlflow_ui import CHROMIUM, CHROMIUM_FLAGS
 
 OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND"]
@@ -74,7 +74,6 @@ def plots_repo(tmp_path, monkeypatch):
     a few rows, as after train and evaluate."""
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     repo = copy_project(tmp_path / "repo")
-    shutil.copytree(PROJECT / ".dvc" / "plots", repo / ".dvc" / "plots")
     (repo / "reports").mkdir()
     for name, text in REPORTS.items():
         (repo / "reports" / name).write_text(text)

@@ -22,7 +22,7 @@ from src.lib.text import FIRST_WORD_ID, VOCAB_FILE, Vocabulary, pad
 MODEL_FILE = "model.keras"
 SETTINGS_FILE = "settings.json"  # how the model's input is padded and batched
 RUN_FILE = "run.json"  # the MLflow run that trained the model, its logged model's URI, val accuracy
-FORMAT = 2  # settings.json's format; one without a "format" key is format 1, and loads
+FORMAT = 2  # settings.json's format; an older one (or none) is refused: re-run training
 
 
 def settings(cfg: config.Config) -> dict:
@@ -58,26 +58,28 @@ def read_run(folder: Path) -> dict:
     return trained
 
 
-def _batching(stored: dict) -> batches.Batching:
-    """The batching settings: format 2's "batching", or the batching keys of format 1's "train"
-    (which holds every train.* key of its time; the others are not read)."""
-    kept = stored["train"] if stored.get("format", 1) == 1 else stored["batching"]
-    return batches.Batching(**{f.name: kept[f.name] for f in fields(batches.Batching)})
+def _check_format(stored: dict) -> None:
+    """Settings of this FORMAT load; older ones (no "format" key was the first) and newer ones do not."""
+    written = stored.get("format")
+    if written is None or written < FORMAT:
+        raise UserError(
+            f"the model's settings are format {written or 1}, written by an older version of this code "
+            f"(it reads format {FORMAT}): re-run training (`dvc repro -f train`)"
+        )
+    if written > FORMAT:
+        raise UserError(f"the model's settings are format {written}; this code reads up to {FORMAT}: update the code")
 
 
 class ReviewClassifier:
     """Raw review strings -> positive-class probability, exactly as training saw reviews."""
 
     def __init__(self, model, vocabulary: Vocabulary, stored_settings: dict):
-        if stored_settings.get("format", 1) > FORMAT:
-            raise UserError(
-                f"the model's settings are format {stored_settings['format']}; this code reads up to "
-                f"{FORMAT}: update the code"
-            )
+        _check_format(stored_settings)
         self.model = model
         self.vocabulary = vocabulary
         self.padding = stored_settings["padding"]  # maxlen, padding, truncating
-        self.batching = _batching(stored_settings)
+        kept = stored_settings["batching"]
+        self.batching = batches.Batching(**{f.name: kept[f.name] for f in fields(batches.Batching)})
 
     @classmethod
     def from_files(cls, model: str | Path, vocabulary: str | Path, settings: str | Path) -> ReviewClassifier:

@@ -5,6 +5,7 @@ and the study's MLflow parent run, made once, its id a study attribute."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -26,7 +27,11 @@ def open_storage(cfg: config.Config):
     # SQLite: wait for a writer instead of failing with "database is locked" under several workers.
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        with tracking.sqlite_setup_lock(url):
+        with tracking.sqlite_setup_lock(url), warnings.catch_warnings():
+            # Heartbeats and the stale-trial retry are experimental in Optuna, used by choice
+            # (docs/faults.md): their two ExperimentalWarnings are not news to the user.
+            for experimental in (r"Argument ``heartbeat_interval`` is", r"RetryHeartbeatStaleTrialCallback is"):
+                warnings.filterwarnings("ignore", experimental, optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,

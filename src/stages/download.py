@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import tarfile
@@ -32,11 +31,6 @@ from src.lib.errors import UserError, command
 REVIEW_MEMBER = re.compile(r"^aclImdb/(train/(?:pos|neg|unsup)|test/(?:pos|neg))/[^/]+\.txt$")
 URLS_MEMBER = re.compile(r"^aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")  # line i: the movie of review i
 LABELED = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")]
-
-
-# Environment variables that do not name the archive: DVC cannot see them, so its run cache
-# could hand back another archive's data. Set, they are ignored with a warning (params.yaml names it).
-RETIRED_ENV = ("IMDB_URL", "IMDB_SHA256")
 
 
 def fetch(url: str, workdir: Path) -> tuple[Path, bool]:
@@ -114,13 +108,6 @@ def extract_reviews(archive: Path, dest: Path) -> tuple[dict[str, int], list[str
 
 def download(cfg: config.Config) -> dict[str, int]:
     url, expected = cfg.data.url, cfg.data.sha256.lower()
-    ignored = [name for name in RETIRED_ENV if os.environ.get(name)]
-    if ignored:
-        print(
-            f"warning: {' and '.join(ignored)} ignored: name the archive in params.yaml "
-            "(`python -m src.config data.url=... data.sha256=...`)",
-            file=sys.stderr,
-        )
     with atomic_path(cfg.paths.raw, directory=True) as tmp:
         archive, downloaded = fetch(url, tmp)
         actual = sha256_of(archive)
