@@ -230,6 +230,7 @@ def test_compare_command_on_two_real_runs_and_what_it_refuses(two_runs):
         assert done.stderr.startswith("error: ") and message in done.stderr
 
 
+@pytest.mark.slow
 def test_repeat_trains_seeds_as_children_of_one_parent_with_mean_and_sd(prepared_cfg, tmp_path, isolated_tracking):
     from tests.conftest import TINY_OVERRIDES, output_paths
 

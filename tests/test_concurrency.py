@@ -10,6 +10,9 @@ import pytest
 
 from tests.conftest import PROJECT
 
+pytestmark = pytest.mark.slow
+
+
 OPEN_A_RUN = """
 import sys
 import mlflow

@@ -114,6 +114,7 @@ def raw_source(repo: Path) -> dict:
     return json.loads((repo / "data" / "raw" / "source.json").read_text())
 
 
+@pytest.mark.slow
 def test_another_archive_always_reruns_download_a_broken_one_fails_and_stale_params_stop(repo, tmp_path, tiny_archive):
     dvc(repo, "repro", "tokenize")  # the repo's preset names the tiny archive by a relative path
     good_lock = lock(repo)

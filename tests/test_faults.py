@@ -12,8 +12,11 @@ import time
 
 import mlflow
 import optuna
+import pytest
 
 from tests.conftest import copy_project, signal_handlers_restored, study_trials, wait_for_trial_epoch
+
+pytestmark = pytest.mark.slow
 
 
 def trial_runs(uri: str) -> dict[int, list]:

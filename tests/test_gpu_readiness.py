@@ -140,6 +140,7 @@ def test_the_cudnn_conditions_catch_what_leaves_cudnn():
     ]
 
 
+@pytest.mark.slow
 def test_oned_nn_is_on_unless_the_user_said_otherwise_and_gpu_memory_grows():
     """In a fresh interpreter, as a command starts: importing the package sets both before
     TensorFlow starts; a value the user set stands. The test processes themselves grow GPU memory."""
@@ -190,6 +191,7 @@ def test_the_device_is_said_and_tagged_and_a_gpu_install_without_a_gpu_warns_wit
     assert "cuda" in err.lower().split("tensorflow says: ")[1]
 
 
+@pytest.mark.slow
 def test_a_run_records_the_device_and_the_kernels(prepared_cfg, isolated_tracking):
     import mlflow
 

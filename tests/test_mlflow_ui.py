@@ -18,6 +18,8 @@ from src import sweep
 from src.lib import config
 from tests.conftest import PROJECT, free_port, wait_until_serving
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 CHROMIUM = "/usr/bin/chromium"
 # Flags this machine needs: no sandbox as root, no GPU, no calls to Google's services.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -21,6 +21,8 @@ from src.lib import predictions
 from src.stages import blend as blend_stage
 from tests.conftest import dvc, git, runs
 
+pytestmark = pytest.mark.slow
+
 FAULTS = Path(__file__).resolve().parent / "faults"  # its sitecustomize pauses a stage before publishing
 
 # (stage, the first and the last output it renames into place, the DVC outputs that must not exist).

@@ -20,6 +20,8 @@ from src import sweep
 from tests.conftest import copy_project, dvc
 from tests.test_mlflow_ui import CHROMIUM, CHROMIUM_FLAGS
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND"]
 TIMEOUT_MS = 30_000
 LOCAL = ("file:", "data:", "blob:", "about:")

@@ -71,6 +71,7 @@ def test_raw_text_gets_the_scores_evaluate_gives_the_token_ids(trained_cfg):
     assert scores[3] > 0.5, "the ending decides, not the 3000 awfuls before it"
 
 
+@pytest.mark.slow
 def test_predict_command_reads_arguments_files_and_stdin(trained_cfg, tmp_path):
     params = str(tmp_path / "params.yaml")
     by_args = run_main("src.predict", "--params", params, *REVIEWS[:2])
@@ -178,6 +179,7 @@ def test_champion_moves_only_to_a_better_validation_accuracy(trained_cfg, tmp_pa
     assert shown.returncode == 0 and "champion" in shown.stdout and len(shown.stdout.splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_mlflow_serves_the_registered_model_on_loopback(trained_cfg, tmp_path):
     name = trained_cfg.tracking.registered_model
     port = free_port()

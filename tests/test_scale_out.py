@@ -20,6 +20,8 @@ import pytest
 
 from tests.conftest import copy_project, dvc, free_port, runs, wait_for_trial_epoch, wait_until_serving
 
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
 
 def pg_bin(name: str) -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))

@@ -35,6 +35,7 @@ def finished_trials(storage: str) -> list:
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
 
 
+@pytest.mark.slow
 def test_sweep_nests_a_run_per_trial_resumes_and_writes_the_winner(
     sweep_overrides, isolated_tracking, tmp_path, monkeypatch
 ):
@@ -126,6 +127,7 @@ def dashboard_shows_the_study(storage: str) -> None:
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_is_pruned_in_optuna_and_in_its_run(sweep_overrides, isolated_tracking, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "EXPERIMENTS_DIR", tmp_path / "experiments")
     # Validation accuracy never reaches 1.01: every trial is pruned after its first epoch.
@@ -186,6 +188,7 @@ def test_a_new_study_has_its_parent_run_and_a_joining_worker_waits_for_a_slow_cr
     assert len(runs_of_study(isolated_tracking)[1]) == 2
 
 
+@pytest.mark.slow
 def test_three_workers_on_the_default_stores_record_every_trial(sweep_overrides, tmp_path, monkeypatch):
     # The embedded defaults, as a researcher has them: optuna.db and mlflow.db at the project root.
     monkeypatch.delenv("MLFLOW_TRACKING_URI")

@@ -8,9 +8,13 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from src.lib.evaluation import THRESHOLD
 from src.lib.model_folder import ReviewClassifier
 from tests.conftest import dvc, git, run_module
+
+pytestmark = pytest.mark.slow
 
 TEXT_OUTPUTS = [
     "dvc.lock",

@@ -271,6 +271,7 @@ def test_the_validation_accuracy_reported_is_the_saved_models(tiny_cfg, tmp_path
         assert version.run_id == result["run_id"] and float(version.tags[registry.VAL_TAG]) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_the_train_stage_prints_no_mlflow_warning(prepared_cfg, tmp_path, tiny_archive, isolated_tracking):
     # The logged model's signature comes from its predict's type hints, so MLflow asks for none.
     from tests.conftest import TINY_OVERRIDES, archive_overrides, output_paths, run_module
