@@ -173,6 +173,27 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
     assert "reports/metrics.json" in json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     assert "six-units" in json.dumps(shown)
+    # The LSTM's validation accuracy (the saved model's) and epochs are DVC metrics: the README's
+    # `dvc exp show` ranks experiments by them.
+    ranked = dvc(
+        repo,
+        "exp",
+        "show",
+        "--sort-by",
+        "reports/metrics.json:val_accuracy",
+        "--sort-order",
+        "desc",
+        "--drop",
+        ".*confusion_matrix",
+        "--csv",
+    ).stdout
+    header = ranked.splitlines()[0].split(",")
+    # A name the baseline's and blend's files share is shown with its file.
+    named = {column.removeprefix("reports/metrics.json:") for column in header}
+    assert {"val_accuracy", "epochs", "accuracy"} <= named, header
+    assert not any("confusion_matrix" in column for column in header), header
+    lstm = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert lstm["val_accuracy"] == pytest.approx(runs(repo)[-1].data.metrics["best_val_accuracy"])
     latest = runs(repo)[-1]
     assert latest.data.params["model.units"] == "6" and latest.data.tags["dvc.experiment"] == "six-units"
     assert "test_accuracy" in latest.data.metrics
