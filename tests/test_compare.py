@@ -146,6 +146,12 @@ def test_seeds_that_disagree_more_than_the_sides_do_leave_no_detectable_differen
     assert significance.few_seeds(4, 10) == ""
 
 
+def test_runs_of_no_reviews_are_refused_in_one_line():
+    empty = Predictions(np.zeros(0, np.float32), np.zeros(0, np.int8), np.zeros(0, np.int32))
+    with pytest.raises(UserError, match="hold no reviews"):
+        significance.compare_groups([empty, empty], [empty])
+
+
 def test_predictions_of_other_reviews_are_refused_in_one_line():
     a = synthetic()
     other = Predictions(a.probability, a.label, a.review_id[::-1].copy())

@@ -189,6 +189,15 @@ def test_the_device_is_said_and_tagged_and_a_gpu_install_without_a_gpu_warns_wit
         "no GPU, so this trains on the CPU; TensorFlow says: "
     )
     assert "cuda" in err.lower().split("tensorflow says: ")[1]
+    # TensorFlow is asked once a process (a sweep fits many times); GPUs hidden on purpose: no warning.
+    calls = hardware._tensorflow_gpu_messages.cache_info().misses
+    hardware.announce()
+    assert hardware._tensorflow_gpu_messages.cache_info().misses == calls and capsys.readouterr().err.startswith(
+        "warning"
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    hardware.announce()
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 LOCKS = Path(__file__).resolve().parents[2] / "requirements"
 PROJECT = "imdb-lstm"  # installed from the checkout itself (-e .), not from a lock
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 
 def _name(name: str) -> str:

@@ -75,6 +75,7 @@ def cuda_wheels() -> list[str]:
     )
 
 
+@functools.cache  # once a process: a sweep or a repeat fits many times
 def _tensorflow_gpu_messages() -> list[str]:
     """What TensorFlow itself says while it looks for a GPU: a fresh interpreter, its C++ log
     unfiltered (this process has it quieted), the lines about CUDA, drivers and GPUs."""
@@ -86,7 +87,7 @@ def _tensorflow_gpu_messages() -> list[str]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=60,
             cwd=Path(__file__).resolve().parents[2],
         )
     except subprocess.TimeoutExpired:
@@ -102,8 +103,8 @@ def gpu_warning(visible: list[str]) -> str:
     """One line when the CUDA wheels are installed but no GPU is visible, with TensorFlow's
     reason (its last message about CUDA, drivers or GPUs); '' otherwise."""
     wheels = cuda_wheels()
-    if visible or not wheels:
-        return ""
+    if visible or not wheels or os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return ""  # a GPU trains, no CUDA install, or the user hid the GPUs on purpose
     messages = _tensorflow_gpu_messages()
     reason = messages[-1] if messages else "it printed no reason (check `nvidia-smi` and the driver's CUDA version)"
     return (

@@ -374,6 +374,8 @@ def compare_groups(
     runs = [*a, *b]
     _same_reviews(runs, [f"A's run {i + 1}" for i in range(len(a))] + [f"B's run {i + 1}" for i in range(len(b))])
     n = len(runs[0].label)
+    if n == 0:
+        raise UserError("the runs' predictions hold no reviews: nothing to compare")
     labels = runs[0].label.astype(bool)
     right = np.array([(run.probability >= 0.5) == labels for run in runs], dtype=np.float32)  # (runs, reviews)
     accuracies = right.mean(axis=1, dtype=np.float64)
