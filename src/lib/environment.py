@@ -7,6 +7,7 @@ installed versions as an artifact and names the lock they match, if any (src.lib
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 from pathlib import Path
@@ -56,11 +57,13 @@ def mismatches(lock: Path) -> list[str]:
     )
 
 
+@functools.cache  # the packages do not change while a process runs; a sweep fits many times
 def matching_lock() -> str:
     """The lock the installed packages are exactly ('base', 'test', 'gpu'), or 'none'."""
     return next((lock.stem for lock in sorted(LOCKS.glob("*.txt")) if not mismatches(lock)), "none")
 
 
+@functools.cache
 def installed_text() -> str:
     """The installed versions, one `name==version` a line, as `pip freeze` writes them."""
     return "".join(f"{name}=={version}\n" for name, version in installed().items())
