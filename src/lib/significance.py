@@ -316,11 +316,7 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
 
 def compare(a: Predictions, b: Predictions, *, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
     """B against A on the same reviews; UserError if they are not the same reviews."""
-    if a.digest != b.digest:
-        raise UserError(
-            f"A and B were not evaluated on the same reviews (labels and review ids differ: "
-            f"digest {a.digest} against {b.digest}): compare runs of one dataset and split"
-        )
+    _same_reviews([a, b], ["A", "B"])
     n = len(a.label)
     labels = a.label.astype(bool)
     right_a = (a.probability >= 0.5) == labels
