@@ -149,7 +149,7 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
     import numpy as np
 
     from src.lib import predictions
-    from src.stages.blend import blended, choose_weight
+    from src.lib.blending import blended, choose_weight
 
     folder, prep = prepared(overrides)
     params = yaml.safe_load((folder / "params.yaml").read_text())

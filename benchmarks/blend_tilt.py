@@ -46,7 +46,7 @@ def main() -> None:
     import yaml
 
     from src.lib import predictions
-    from src.stages.blend import blended, choose_weight
+    from src.lib.blending import blended, choose_weight
 
     mlflow.set_tracking_uri(STORE)
     row = json.loads(RESULTS.read_text())["rows"][args.row]

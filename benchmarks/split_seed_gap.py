@@ -49,7 +49,7 @@ def swapped(raw: Path, seeds: list[int]) -> dict:
     import numpy as np
 
     from src.lib import config, data
-    from src.stages.baseline import fitted
+    from src.lib.ngrams import fitted
 
     cfg = config.compose([])
     texts, labels, ids = data.read_reviews(raw / "test")

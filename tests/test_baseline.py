@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from src.lib import config, data, predictions
+from src.lib import config, data, ngrams, predictions
 from src.lib.errors import UserError
 from src.stages import baseline, download, tokenize
 
@@ -50,8 +50,8 @@ def test_the_baseline_fits_the_lstms_training_split_and_scores_its_test_reviews(
 def test_the_method_picks_the_features():
     texts = ["a great film", "great acting", "an awful film", "awful acting"] * 3
     labels = np.array([1, 1, 0, 0] * 3)
-    nblr = baseline.fitted(config.compose().baseline, texts, labels)
-    tfidf = baseline.fitted(config.compose(["baseline=tfidf"]).baseline, texts, labels)
+    nblr = ngrams.fitted(config.compose().baseline, texts, labels)
+    tfidf = ngrams.fitted(config.compose(["baseline=tfidf"]).baseline, texts, labels)
     assert [type(step).__name__ for step in nblr] == ["CountVectorizer", "LogCountRatio", "LogisticRegression"]
     assert nblr[0].binary and nblr[0].ngram_range == (1, 3)
     assert [type(step).__name__ for step in tfidf] == ["TfidfVectorizer", "LogisticRegression"]
@@ -61,10 +61,10 @@ def test_the_method_picks_the_features():
 def test_the_log_count_ratio_weighs_words_by_the_label_they_mark():
     # Columns: a word only positive reviews hold, one only negative ones hold, one both hold.
     x = sparse.csr_matrix(np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=np.float32))
-    ratio = baseline.LogCountRatio(alpha=1.0).fit(x, np.array([1, 1, 0, 0])).ratio_
+    ratio = ngrams.LogCountRatio(alpha=1.0).fit(x, np.array([1, 1, 0, 0])).ratio_
     # p = (3, 1, 3) / 7 and q = (1, 3, 3) / 7 after add-one smoothing.
     assert ratio == pytest.approx([np.log(3), -np.log(3), 0.0])
-    scaled = baseline.LogCountRatio(alpha=1.0).fit_transform(x, np.array([1, 1, 0, 0]))
+    scaled = ngrams.LogCountRatio(alpha=1.0).fit_transform(x, np.array([1, 1, 0, 0]))
     assert scaled.toarray()[0] == pytest.approx([np.log(3), 0.0, 0.0])
 
 

@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from src.lib import model_folder, predictions
+from src.lib import blending, model_folder, predictions
 from src.lib.errors import UserError
 from src.stages import blend
 
@@ -88,8 +88,8 @@ def test_the_weight_follows_the_better_model_on_validation():
     right, wrong = np.where(y == 1, 0.9, 0.1).astype(np.float32), np.full(100, 0.5, np.float32)
     wrong[::3] = 1 - right[::3]
     lstm, nblr = predictions.Predictions(right, y, ids), predictions.Predictions(wrong, y, ids)
-    assert blend.choose_weight(lstm, nblr, 0.05) == 1.0
-    assert blend.choose_weight(nblr, lstm, 0.05) == 0.0
+    assert blending.choose_weight(lstm, nblr, 0.05) == 1.0
+    assert blending.choose_weight(nblr, lstm, 0.05) == 0.0
     other_reviews = predictions.Predictions(wrong, y, ids + 1)
     with pytest.raises(UserError, match="different reviews"):
-        blend.choose_weight(lstm, other_reviews, 0.05)
+        blending.choose_weight(lstm, other_reviews, 0.05)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from src.lib import predictions
+from src.lib import blending, predictions
 from src.stages import blend as blend_stage
 from tests.conftest import dvc, git, runs
 
@@ -140,7 +140,7 @@ def test_repro_killed_then_completed_then_experiment(repo, tmp_path):
     folder = repo / "reports" / predictions.DIRECTORY
     val = [folder / (prefix + predictions.file_name("val")) for prefix in ("", blend_stage.BASELINE_PREFIX)]
     assert blend["weight"] in np.linspace(0, 1, round(1 / step) + 1).tolist()
-    assert blend["weight"] == blend_stage.choose_weight(*map(predictions.load, val), step)
+    assert blend["weight"] == blending.choose_weight(*map(predictions.load, val), step)
     assert blend_run.data.metrics["weight"] == blend["weight"]
     assert scores["accuracy"] >= 0.9 and scores["roc_auc"] >= 0.9
     assert sum(scores["confusion_matrix"].values()) == 32

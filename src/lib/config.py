@@ -75,6 +75,11 @@ class TrainConfig:
     adversarial_epsilon: float
     vat_xi: float
     vat_unlabeled_ratio: float
+    teacher: str  # none | blend (src.lib.distillation)
+    teacher_folds: int
+    teacher_weight: float
+    teacher_unlabeled: float
+    teacher_temperature: float
 
 
 @dataclass
@@ -212,6 +217,24 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
             "train.adversarial=vat needs model.mask_padding=true (a batch joins reviews of other lengths)",
         ),
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
+        (t.teacher in TEACHERS, f"train.teacher must be one of {', '.join(TEACHERS)}, got {t.teacher!r}"),
+        (t.teacher_folds >= 1, f"train.teacher_folds must be >= 1, got {t.teacher_folds}"),
+        (0 <= t.teacher_weight <= 1, f"train.teacher_weight must be in [0, 1], got {t.teacher_weight}"),
+        (0 <= t.teacher_unlabeled <= 1, f"train.teacher_unlabeled must be in [0, 1], got {t.teacher_unlabeled}"),
+        (t.teacher_temperature > 0, f"train.teacher_temperature must be > 0, got {t.teacher_temperature}"),
+        (
+            t.teacher == "none" or t.teacher_weight == 0 or t.teacher_folds >= 2,
+            "train.teacher_weight > 0 needs train.teacher_folds >= 2: a teacher's probability on a labeled "
+            "review must come from a model that did not train on it",
+        ),
+        (
+            t.teacher == "none" or t.teacher_weight > 0 or t.teacher_unlabeled > 0,
+            "train.teacher=blend with train.teacher_weight=0 and train.teacher_unlabeled=0 teaches nothing",
+        ),
+        (
+            t.teacher == "none" or t.adversarial != "vat",
+            "train.teacher and train.adversarial=vat both read the unlabeled reviews: use train.adversarial=at",
+        ),
         (bool(cfg.tracking.experiment), "tracking.experiment must be a non-empty name"),
         (sw.n_trials > 0, f"sweep.n_trials must be > 0, got {sw.n_trials}"),
         (sw.worker >= 0, f"sweep.worker must be >= 0, got {sw.worker}"),
@@ -253,6 +276,7 @@ PRUNERS = ("median", "hyperband", "halving", "none")
 PRETRAIN_METHODS = ("none", "word2vec", "lm")
 BASELINE_METHODS = ("nblr", "tfidf")
 ADVERSARIAL = ("none", "at", "vat")
+TEACHERS = ("none", "blend")
 
 
 def validate(raw: dict) -> Config:

@@ -316,7 +316,11 @@ class Split:
         if fraction >= 1:
             return self
         _, keep = stratified_split(self.y, fraction, seed)
-        return Split(self.x[keep], self.y[keep], self.review_ids[keep])
+        return self.take(keep)
+
+    def take(self, rows: np.ndarray) -> Split:
+        """These rows, in this order."""
+        return Split(self.x[rows], self.y[rows], self.review_ids[rows])
 
 
 def source_tags(cfg: config.Config) -> dict[str, str]:

@@ -3,7 +3,8 @@
 `fit` trains train.ensemble models (member k seeded train.seed + k; one model is an ensemble
 of one) on the given training split, validating each epoch, and returns the model to save (the
 members' average), each member's per-epoch rows and the saved model's validation predictions.
-Per-epoch metrics go to the active MLflow run; opening that run, saving and publishing are the
+With train.teacher, a teacher is trained first and every member learns from its probabilities
+too (src.lib.distillation). Per-epoch metrics go to the active MLflow run; opening that run, saving and publishing are the
 caller's.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from src.lib import batches, config, data, embeddings, predictions
+from src.lib import batches, config, data, distillation, embeddings, predictions
 from src.lib.data import Split
 from src.lib.errors import UserError
 from src.lib.predictions import Predictions
@@ -110,10 +111,20 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
         from src.lib.adversarial import AdversarialTrainer  # imports TensorFlow: deferred with it
 
         trainee = AdversarialTrainer(model, cfg.train)
+    # A student's targets are probabilities: its accuracy is agreement with them rounded.
+    accuracy = (
+        keras.metrics.MeanMetricWrapper(_agreement, name="accuracy") if cfg.train.teacher != "none" else "accuracy"
+    )
     trainee.compile(
-        optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], jit_compile=cfg.train.jit_compile
+        optimizer=optimizer, loss="binary_crossentropy", metrics=[accuracy], jit_compile=cfg.train.jit_compile
     )
     return model, trainee
+
+
+def _agreement(y_true, y_pred):
+    import keras
+
+    return keras.metrics.binary_accuracy(keras.ops.round(y_true), y_pred)
 
 
 def kept_epoch(rows: list[dict], patience: int) -> int:
@@ -145,7 +156,11 @@ def _fit_member(
     if cfg.train.patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=cfg.train.patience, restore_best_weights=True, verbose=min(verbose, 1)
+                monitor="val_accuracy",
+                mode="max",
+                patience=cfg.train.patience,
+                restore_best_weights=True,
+                verbose=min(verbose, 1),
             )
         )
     steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
@@ -196,6 +211,8 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
                 "train.adversarial=vat needs unlabeled reviews (the archive's train/unsup), and the "
                 "tokenize stage found none: use the official archive, or train.adversarial=at"
             )
+    if cfg.train.teacher != "none":
+        train = _taught(cfg, train, val, start=start, verbose=verbose)
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
@@ -218,6 +235,45 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
     return Fitted(
         average_models(members), histories, Predictions(np.mean(probabilities, axis=0), val.y, val.review_ids)
     )
+
+
+def _taught(
+    cfg: config.Config, train: Split, val: Split, *, start: embeddings.Pretrained | None, verbose: int
+) -> Split:
+    """The student's training split: the labeled training reviews and the transfer set with the
+    teacher's targets (src.lib.distillation). The teacher's LSTMs log their epochs under
+    `teacher<k>_`; its figures and seconds go to the active run."""
+    import mlflow
+
+    started = time.perf_counter()
+    t = cfg.train
+    reviews = distillation.reviews(cfg, train, val)
+    fold = distillation.folds(train.y, t.teacher_folds, t.seed)
+    teacher_cfg = replace(cfg, train=replace(t, teacher="none", refit=False, ensemble=1))
+
+    def fit_predict(k: int, rows: np.ndarray, held: np.ndarray):
+        model, _, p_val = _fit_member(
+            teacher_cfg,
+            train.take(rows),
+            val,
+            callbacks=[],
+            prefix=f"teacher{k}_",
+            name=f"teacher_{k}",
+            verbose=verbose,
+            start=start,
+            unlabeled=None,
+        )
+        return _predict(model, train.x[held], t), p_val, _predict(model, reviews.transfer.x, t)
+
+    lstm = distillation.out_of_fold(fold, t.teacher_folds, fit_predict)
+    ngram = distillation.ngram_view(cfg.baseline, reviews, train.y, fold, t.teacher_folds)
+    student, summary = distillation.student_split(cfg, train, val, reviews.transfer, lstm, ngram)
+    mlflow.log_metrics(summary | {"teacher_seconds": round(time.perf_counter() - started, 1)})
+    return student
+
+
+def _predict(model, x: np.ndarray, cfg: config.TrainConfig) -> np.ndarray:
+    return batches.predict(model, x, cfg) if len(x) else np.empty(0, dtype=np.float32)
 
 
 def log_fitted(fitted: Fitted) -> None:

@@ -24,64 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from src.lib import config, data, evaluation, predictions, tracking
+from src.lib import config, data, evaluation, ngrams, predictions, tracking
 from src.lib.artifacts import publish, staging_dir
 from src.lib.errors import command
-from src.lib.text import standardize
 
 METRICS_FILE = "baseline.json"
 PREDICTIONS_PREFIX = "baseline-"  # reports/predictions/baseline-val.npz, baseline-test.npz
 NAMES = {"nblr": "NB-weighted logistic regression", "tfidf": "TF-IDF + logistic regression"}
-
-
-class LogCountRatio:
-    """Scales binary n-gram features by r = log((p / |p|_1) / (q / |q|_1)), p and q the
-    alpha-smoothed counts of each n-gram in positive and negative training reviews: an n-gram
-    only positive reviews hold weighs positive, one both hold about zero."""
-
-    def __init__(self, alpha: float):
-        self.alpha = alpha
-
-    def fit(self, x, y):
-        y = np.asarray(y)
-        p = self.alpha + np.asarray(x[y == 1].sum(axis=0)).ravel()
-        q = self.alpha + np.asarray(x[y == 0].sum(axis=0)).ravel()
-        self.ratio_ = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
-        return self
-
-    def transform(self, x):
-        return x.multiply(self.ratio_).tocsr()
-
-    def fit_transform(self, x, y):
-        return self.fit(x, y).transform(x)
-
-
-def fitted(b: config.BaselineConfig, texts: list[str], labels: np.ndarray):
-    """A scikit-learn pipeline (raw text -> probability) fitted on these reviews as the baseline
-    config says."""
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    words = {
-        "tokenizer": standardize,
-        "token_pattern": None,
-        "lowercase": False,
-        "ngram_range": (1, b.ngram_max),
-        "min_df": b.min_df,
-        "dtype": np.float32,
-    }
-    if b.method == "nblr":
-        # liblinear's dual solver: far fewer variables (reviews) than features (n-grams). It visits
-        # the reviews in a random order: seeded, so every run fits the same model.
-        steps = [
-            CountVectorizer(binary=True, **words),
-            LogCountRatio(b.nb_alpha),
-            LogisticRegression(C=b.C, solver="liblinear", dual=True, max_iter=1000, random_state=0),
-        ]
-    else:
-        steps = [TfidfVectorizer(sublinear_tf=b.sublinear_tf, **words), LogisticRegression(C=b.C, max_iter=1000)]
-    return make_pipeline(*steps).fit(texts, labels)
 
 
 def prediction_file(split: str) -> str:
@@ -100,7 +49,7 @@ def fit_and_score(cfg: config.Config) -> dict:
     run_cfg = replace(cfg, tracking=replace(cfg.tracking, run_name=f"baseline-{b.method}", registered_model=None))
     with tracking.run(run_cfg, tags=data.source_tags(cfg) | {"baseline": b.method}):
         started = time.perf_counter()
-        model = fitted(b, texts["train"], labels["train"])
+        model = ngrams.fitted(b, texts["train"], labels["train"])
         seconds = time.perf_counter() - started
         p = {name: model.predict_proba(texts[name])[:, 1].astype(np.float32) for name in ("val", "test")}
         metrics, _ = evaluation.score(labels["test"].astype(int), p["test"])

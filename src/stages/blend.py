@@ -19,42 +19,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from src.lib import config, evaluation, model_folder, predictions, tracking
+from src.lib import blending, config, evaluation, model_folder, predictions, tracking
 from src.lib.artifacts import atomic_write_text
 from src.lib.data import source_tags
-from src.lib.errors import UserError, command
+from src.lib.errors import command
 
 METRICS_FILE = "blend.json"
 BASELINE_PREFIX = "baseline-"  # the baseline stage's predictions: reports/predictions/baseline-<split>.npz
-
-
-def choose_weight(lstm: predictions.Predictions, baseline: predictions.Predictions, step: float) -> float:
-    """The LSTM's weight with the highest accuracy on these (validation) predictions, the lower
-    log loss among equals, the smaller weight among exact equals."""
-    if lstm.digest != baseline.digest:
-        raise UserError(
-            "the LSTM's and the baseline's validation predictions are of different reviews: "
-            "re-run both on one split (`dvc repro`)"
-        )
-    y = lstm.label.astype(np.float64)
-    weights = np.linspace(0, 1, round(1 / step) + 1)  # both ends: each model alone is a candidate
-    scores = []
-    for w in weights:
-        p = w * lstm.probability + (1 - w) * baseline.probability
-        scores.append((-float(np.mean((p >= evaluation.THRESHOLD) == lstm.label)), evaluation.log_loss(y, p)))
-    return float(weights[min(range(len(weights)), key=lambda i: scores[i])])
-
-
-def blended(lstm: predictions.Predictions, baseline: predictions.Predictions, weight: float) -> predictions.Predictions:
-    if lstm.digest != baseline.digest:
-        raise UserError(
-            "the LSTM's and the baseline's test predictions are of different reviews: "
-            "re-run both on one split (`dvc repro`)"
-        )
-    p = (weight * lstm.probability + (1 - weight) * baseline.probability).astype(np.float32)
-    return predictions.Predictions(p, lstm.label, lstm.review_id)
 
 
 def blend(cfg: config.Config) -> dict:
@@ -65,8 +36,11 @@ def blend(cfg: config.Config) -> dict:
     baseline = {
         split: predictions.load(folder / (BASELINE_PREFIX + predictions.file_name(split))) for split in ("val", "test")
     }
-    weight = choose_weight(lstm["val"], baseline["val"], cfg.blend.weight_step)
-    val, test = blended(lstm["val"], baseline["val"], weight), blended(lstm["test"], baseline["test"], weight)
+    weight = blending.choose_weight(lstm["val"], baseline["val"], cfg.blend.weight_step)
+    val, test = (
+        blending.blended(lstm["val"], baseline["val"], weight),
+        blending.blended(lstm["test"], baseline["test"], weight),
+    )
     metrics, _ = evaluation.score(test.label.astype(int), test.probability)
     metrics |= {"weight": weight, "val_accuracy": val.accuracy}
     trained = model_folder.read_run(Path(cfg.paths.model))
