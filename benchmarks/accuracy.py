@@ -79,6 +79,26 @@ CONFIGURATIONS = {
     "at-15": ["train.adversarial=at", "train.ensemble=1", "train.epochs=15"],
     # the default, then retrained on train + validation for the epochs validation chose
     "at-10-refit": ["train.adversarial=at", "train.ensemble=1", "train.epochs=10", "train.refit=true"],
+    # distillation: the blend of the default LSTM and NB-LR (each on all training reviews) labels the
+    # unlabeled reviews; the default's model learns from those and the labeled ones, 7 passes
+    "distill-7": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=7",
+        "train.teacher=blend",
+        "train.teacher_folds=1",
+        "train.teacher_unlabeled=1.0",
+    ],
+    # the same with two folds: each labeled review also learns half from the pair that did not see it
+    "distill-7-folds-2": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=7",
+        "train.teacher=blend",
+        "train.teacher_folds=2",
+        "train.teacher_weight=0.5",
+        "train.teacher_unlabeled=1.0",
+    ],
     "at-2": ["train.adversarial=at", "train.ensemble=2"],  # two AT models averaged: twice the default's cost
     "vat": ["train.adversarial=vat", "train.ensemble=1"],  # virtual adversarial training, with the unlabeled reviews
     "wide-ensemble": ["experiment=wide-ensemble"],
