@@ -42,6 +42,20 @@ def test_each_labeled_review_is_scored_by_the_fold_model_that_did_not_train_on_i
     assert view.transfer.tolist() == [np.mean(range(count))] * 3
 
 
+def test_folds_deal_whole_movies_in_even_shares():
+    rng = np.random.default_rng(1)
+    movies = [f"movie{m}" for m in rng.integers(0, 60, 600)]
+    labels = rng.integers(0, 2, 600)
+    fold = distillation.folds(labels, 3, seed=0, movies=movies)
+    assert all(len({fold[i] for i in range(600) if movies[i] == movie}) == 1 for movie in set(movies))
+    assert np.bincount(fold).min() > 600 / 3 - 30  # within about a movie's reviews of even
+
+
+def test_more_folds_than_a_label_allows_is_one_line():
+    with pytest.raises(UserError, match="train.teacher_folds=4: fold 3 or the rest lacks a label"):
+        distillation.folds(np.array([0, 0, 0, 0, 1, 1, 1]), 4, seed=0)
+
+
 def test_the_ngram_teacher_scores_labeled_reviews_out_of_fold_where_it_would_memorize_them():
     # Each review is its own word and its label is a coin: the n-gram model fits its training
     # reviews perfectly and knows nothing of others.
@@ -51,7 +65,9 @@ def test_the_ngram_teacher_scores_labeled_reviews_out_of_fold_where_it_would_mem
     b = replace(config.compose().baseline, ngram_max=1, min_df=1)
     in_sample = ngrams.fitted(b, texts, labels).predict_proba(texts)[:, 1]
     assert np.mean((in_sample >= 0.5) == labels) == 1.0
-    reviews = distillation.Reviews(texts, ["word0"], data.Split(np.zeros((1, 1)), np.zeros(1), np.zeros(1)), ["word1"])
+    reviews = distillation.Reviews(
+        texts, None, ["word0"], data.Split(np.zeros((1, 1)), np.zeros(1), np.zeros(1)), ["word1"]
+    )
     view = distillation.ngram_view(b, reviews, labels, distillation.folds(labels, 2, seed=0), 2)
     assert abs(np.mean((view.labeled >= 0.5) == labels) - 0.5) < 0.1  # chance: no model saw the review it scored
 
@@ -141,6 +157,10 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
     folds = [set(zip(split.y.tolist(), split.review_ids.tolist())) for split in teachers]
     assert all(keys < train_keys for keys in folds) and folds[0] | folds[1] == train_keys
     assert len(folds[0]) + len(folds[1]) == len(train_keys)  # the complements of two disjoint folds
+    raw = Path(cfg.paths.raw) / "aclImdb" / "train"
+    _, labels, ids = data.read_reviews(raw)
+    movie_of = dict(zip(zip(labels, ids), data.read_movies(raw, labels, ids)))
+    assert {movie_of[key] for key in folds[0]}.isdisjoint(movie_of[key] for key in folds[1])  # whole movies
     # The student: the training reviews, then the unlabeled ones but the two copies.
     student = lstm_fits[-1][1]
     unlabeled = data.load(cfg, data.UNLABELED)

@@ -16,9 +16,7 @@ from src.lib.errors import UserError
 from src.lib.text import OOV_ID, pad
 
 SPLITS = ("train", "val", "test")
-UNLABELED = (
-    "unsup"  # train/unsup's reviews but those of validation or test movies: what virtual adversarial training reads
-)
+UNLABELED = "unsup"  # train/unsup's reviews but those of validation or test movies: what VAT and a teacher read
 NO_LABEL = -1  # the label an unlabeled review carries in the token and padded files
 LABELS = {"neg": 0, "pos": 1}  # the archive's folders of labeled reviews
 SOURCE_FILE = "source.json"  # written by the download stage beside the reviews: which archive they came from

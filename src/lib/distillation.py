@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,15 +34,18 @@ from src.lib import blending, config, data, ngrams
 from src.lib.data import Split
 from src.lib.errors import UserError
 from src.lib.predictions import Predictions
+from src.lib.text import standardize
 
 PROBABILITY_FLOOR = 1e-6  # keeps a teacher's logit finite where it is certain
 
 
 @dataclass(frozen=True)
 class Reviews:
-    """What a teacher reads: the texts the n-gram model needs, the padded rows the LSTM needs."""
+    """What a teacher reads beside the padded training and validation splits: the texts its
+    n-gram model needs, each training review's movie, and the transfer set."""
 
     train_texts: list[str]  # the training split's, row by row
+    train_movies: list[str] | None  # the training split's, row by row; None when the archive names none
     val_texts: list[str]
     transfer: Split  # the unlabeled reviews the teacher labels for the student (label data.NO_LABEL)
     transfer_texts: list[str]
@@ -60,44 +64,89 @@ def reviews(cfg: config.Config, train: Split, val: Split) -> Reviews:
     """The training, validation and transfer reviews, the transfer set as train.teacher_unlabeled
     says (a seeded share)."""
     splits, _ = data.split_reviews(cfg, test=True, unlabeled=True)
+    folder = Path(cfg.paths.raw) / "aclImdb" / "train"
+    _, labels, ids = data.read_reviews(folder)
+    movies = data.read_movies(folder, labels, ids)
 
-    def texts(split: Split, name: str) -> list[str]:
-        by_review = {(label, review_id): text for text, label, review_id in splits[name]}
+    def by_row(split: Split, name: str, values: dict) -> list:
         try:
-            return [by_review[(int(label), int(i))] for label, i in zip(split.y, split.review_ids)]
+            return [values[(int(label), int(i))] for label, i in zip(split.y, split.review_ids)]
         except KeyError:
             raise UserError(
                 f"the padded {name} split holds reviews the archive's {name} split does not: re-run `dvc repro`"
             ) from None
 
-    held_out = {text for name in ("val", "test") for text, _, _ in splits[name]}
+    if len({(label, i) for label, i in zip(labels, ids)}) != len(ids):
+        raise UserError(
+            f"{folder}: two reviews of one label share a number (file names <number>_<rating>.txt): not the IMDB layout"
+        )
+    movie_of = dict(zip(zip(labels, ids), movies)) if movies is not None else None
+    text_of = {name: {(label, i): text for text, label, i in splits[name]} for name in ("train", "val")}
+    # A copy of a validation or test review is one too: compared as the models read them.
+    held_out = {" ".join(standardize(text)) for name in ("val", "test") for text, _, _ in splits[name]}
     unlabeled_text = {review_id: text for text, _, review_id in splits[data.UNLABELED]}
+    if len(unlabeled_text) != len(splits[data.UNLABELED]):
+        raise UserError(f"{folder / 'unsup'}: two unlabeled reviews share a number: not the IMDB layout")
     unlabeled = data.load(cfg, data.UNLABELED)
     if set(map(int, unlabeled.review_ids)) - unlabeled_text.keys():
         raise UserError("the padded unlabeled split and the archive's unlabeled reviews differ: re-run `dvc repro`")
     candidates = np.array(
-        [row for row, i in enumerate(unlabeled.review_ids) if unlabeled_text[int(i)] not in held_out], dtype=np.int64
+        [
+            row
+            for row, i in enumerate(unlabeled.review_ids)
+            if " ".join(standardize(unlabeled_text[int(i)])) not in held_out
+        ],
+        dtype=np.int64,
     )
     count = round(len(candidates) * cfg.train.teacher_unlabeled)
     if cfg.train.teacher_unlabeled > 0 and count == 0:
+        found = (
+            f"train.teacher_unlabeled={cfg.train.teacher_unlabeled} of {len(candidates)} is none"
+            if len(candidates)
+            else "found none"
+        )
         raise UserError(
-            "train.teacher needs unlabeled reviews (the archive's train/unsup) and found none: use the official "
-            "archive, or train.teacher_unlabeled=0 with train.teacher_folds >= 2"
+            f"train.teacher needs unlabeled reviews (the archive's train/unsup, less those of a validation or test "
+            f"movie or text) and {found}: use the official archive, a larger share, or train.teacher_unlabeled=0 "
+            "with train.teacher_folds >= 2 and train.teacher_weight > 0"
         )
     keep = np.sort(np.random.default_rng(cfg.train.seed).choice(candidates, count, replace=False))
     transfer = unlabeled.take(keep)
     return Reviews(
-        texts(train, "train"), texts(val, "val"), transfer, [unlabeled_text[int(i)] for i in transfer.review_ids]
+        by_row(train, "train", text_of["train"]),
+        by_row(train, "train", movie_of) if movie_of is not None else None,
+        by_row(val, "val", text_of["val"]),
+        transfer,
+        [unlabeled_text[int(i)] for i in transfer.review_ids],
     )
 
 
-def folds(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Each row's fold, 0 to count - 1: each label's rows dealt in a seeded order."""
+def folds(labels: np.ndarray, count: int, seed: int, movies: list[str] | None = None) -> np.ndarray:
+    """Each row's fold, 0 to count - 1. With `movies` (each row's), whole movies are dealt, each
+    in a seeded order to the fold with the fewest reviews so far: a review's out-of-fold
+    probability then comes from models that saw no review of its movie (as validation asks about
+    unseen movies). Without, each label's rows are dealt in a seeded order."""
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(labels), dtype=np.int64)
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        fold[rows] = np.arange(len(rows)) % count
+    if movies is not None:
+        names, movie_of = np.unique(np.asarray(movies), return_inverse=True)
+        size = np.bincount(movie_of, minlength=len(names))
+        movie_fold, load = np.zeros(len(names), dtype=np.int64), np.zeros(count, dtype=np.int64)
+        for movie in rng.permutation(len(names)):
+            movie_fold[movie] = int(np.argmin(load))
+            load[movie_fold[movie]] += size[movie]
+        fold = movie_fold[movie_of]
+    else:
+        for label in np.unique(labels):
+            rows = rng.permutation(np.flatnonzero(labels == label))
+            fold[rows] = np.arange(len(rows)) % count
+    if count > 1:
+        for k in range(count):
+            if len(np.unique(labels[fold == k])) < 2 or len(np.unique(labels[fold != k])) < 2:
+                raise UserError(
+                    f"train.teacher_folds={count}: fold {k} or the rest lacks a label "
+                    f"({len(labels)} training reviews): use fewer folds"
+                )
     return fold
 
 

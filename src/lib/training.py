@@ -248,7 +248,7 @@ def _taught(
     started = time.perf_counter()
     t = cfg.train
     reviews = distillation.reviews(cfg, train, val)
-    fold = distillation.folds(train.y, t.teacher_folds, t.seed)
+    fold = distillation.folds(train.y, t.teacher_folds, t.seed, reviews.train_movies)
     teacher_cfg = replace(cfg, train=replace(t, teacher="none", refit=False, ensemble=1))
 
     def fit_predict(k: int, rows: np.ndarray, held: np.ndarray):
