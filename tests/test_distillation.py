@@ -98,7 +98,7 @@ def distinct_archive(tmp_path: Path, duplicates: dict[int, str]) -> Path:
 
 
 def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_plain_classifier(
-    tmp_path, tiny_cfg, monkeypatch
+    tmp_path, tiny_cfg, monkeypatch, isolated_tracking
 ):
     # Unlabeled reviews 0 and 1 copy a test and a validation review: the transfer set drops them.
     probe = with_archive(tiny_cfg, distinct_archive(tmp_path / "probe", {}))
@@ -172,7 +172,7 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
     assert np.all((labeled_targets >= 0.5 * train_split.y) & (labeled_targets <= 0.5 + 0.5 * train_split.y))
     assert len(np.unique(student.y)) > 2  # probabilities, not labels
 
-    run = mlflow.get_run(result["run_id"])
+    run = mlflow.MlflowClient(isolated_tracking).get_run(result["run_id"])
     assert run.data.metrics["teacher_transfer_reviews"] == len(unlabeled.y) - 2
     assert {"teacher_val_accuracy", "teacher_out_of_fold_accuracy", "teacher0_val_accuracy", "teacher1_loss"} <= set(
         run.data.metrics

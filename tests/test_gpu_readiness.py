@@ -206,7 +206,7 @@ def test_a_run_records_the_device_and_the_kernels(prepared_cfg, isolated_trackin
 
     from src.stages import train
 
-    run = mlflow.MlflowClient().get_run(train.train(prepared_cfg)["run_id"])
+    run = mlflow.MlflowClient(isolated_tracking).get_run(train.train(prepared_cfg)["run_id"])
     tags = run.data.tags
     assert tags["device"] == "CPU" and tags["tensorflow.onednn"] == "on" and tags["cpu"] == hardware.cpu()["model"]
     assert tags["tensorflow.version"] == tf.__version__ and tags["keras.version"] == keras.__version__
