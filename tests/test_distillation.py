@@ -108,7 +108,14 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
     archive = distinct_archive(tmp_path, {0: POSITIVE[0] + " test pos number 3", 1: val_text})
     cfg = replace(
         with_archive(tiny_cfg, archive),
-        train=replace(tiny_cfg.train, teacher="blend", teacher_folds=2, teacher_weight=0.5, teacher_unlabeled=1.0),
+        train=replace(
+            tiny_cfg.train,
+            teacher="blend",
+            teacher_folds=2,
+            teacher_epochs=1,
+            teacher_weight=0.5,
+            teacher_unlabeled=1.0,
+        ),
     )
     for stage in (download.download, tokenize.tokenize, pad.pad_splits):
         stage(cfg)
@@ -178,6 +185,9 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
         run.data.metrics
     )
     assert run.data.params["train.teacher"] == "blend"
+    client = mlflow.MlflowClient(isolated_tracking)
+    assert len(client.get_metric_history(run.info.run_id, "teacher0_val_accuracy")) == 1  # train.teacher_epochs
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == cfg.train.epochs == 2  # the student's
     # Saved and served as the plain classifier: the student's layers, no teacher's.
     evaluate.evaluate(cfg)
     with zipfile.ZipFile(Path(cfg.paths.model) / model_folder.MODEL_FILE) as saved:

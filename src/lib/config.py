@@ -77,6 +77,7 @@ class TrainConfig:
     vat_unlabeled_ratio: float
     teacher: str  # none | blend (src.lib.distillation)
     teacher_folds: int
+    teacher_epochs: int
     teacher_weight: float
     teacher_unlabeled: float
     teacher_temperature: float
@@ -219,6 +220,7 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (t.length_step > 0, f"train.length_step must be > 0, got {t.length_step}"),
         (t.teacher in TEACHERS, f"train.teacher must be one of {', '.join(TEACHERS)}, got {t.teacher!r}"),
         (t.teacher_folds >= 1, f"train.teacher_folds must be >= 1, got {t.teacher_folds}"),
+        (t.teacher_epochs > 0, f"train.teacher_epochs must be > 0, got {t.teacher_epochs}"),
         (0 <= t.teacher_weight <= 1, f"train.teacher_weight must be in [0, 1], got {t.teacher_weight}"),
         (0 <= t.teacher_unlabeled <= 1, f"train.teacher_unlabeled must be in [0, 1], got {t.teacher_unlabeled}"),
         (t.teacher_temperature > 0, f"train.teacher_temperature must be > 0, got {t.teacher_temperature}"),

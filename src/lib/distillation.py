@@ -2,14 +2,15 @@
 labels, on the labeled training reviews and on unlabeled ones (Born-Again Networks, Furlanello
 et al. 2018, with the n-gram model's view added).
 
-The teacher is the blend stage's blend of an LSTM (trained as train.* says, without a teacher,
-refit or ensemble) and the baseline n-gram model (baseline.*), its weight chosen on validation by
-the blend stage's rule (src.lib.blending). With train.teacher_folds = K >= 2 the labeled training
-reviews are cut into K folds (stratified, seeded by train.seed) and, for each fold, an LSTM and
-an n-gram model train on the other folds: a labeled review's teacher probability comes from the
-pair that did not train on it (the n-gram model fits its training reviews almost perfectly, the
-LSTM nearly so), and every other review is scored by the K pairs' average. With K = 1 one pair
-trains on every training review and teaches the unlabeled reviews only.
+The teacher is the blend stage's blend of an LSTM (trained as train.* says, for up to
+train.teacher_epochs, without a teacher, refit or ensemble) and the baseline n-gram model
+(baseline.*), its weight chosen on validation by the blend stage's rule (src.lib.blending). With
+train.teacher_folds = K >= 2 the labeled training reviews are dealt into K folds of whole movies
+(`folds`) and, for each fold, an LSTM and an n-gram model train on the other folds: a labeled
+review's teacher probability comes from the pair that did not train on it (the n-gram model fits
+its training reviews almost perfectly, the LSTM nearly so), and every other review is scored by
+the K pairs' average. With K = 1 one pair trains on every training review and teaches the
+unlabeled reviews only.
 
 Validation and test reviews are never what a teacher trains on or what it labels for the
 student: the transfer set is the unlabeled reviews of no validation or test movie

@@ -249,7 +249,7 @@ def _taught(
     t = cfg.train
     reviews = distillation.reviews(cfg, train, val)
     fold = distillation.folds(train.y, t.teacher_folds, t.seed, reviews.train_movies)
-    teacher_cfg = replace(cfg, train=replace(t, teacher="none", refit=False, ensemble=1))
+    teacher_cfg = replace(cfg, train=replace(t, teacher="none", refit=False, ensemble=1, epochs=t.teacher_epochs))
 
     def fit_predict(k: int, rows: np.ndarray, held: np.ndarray):
         model, _, p_val = _fit_member(
