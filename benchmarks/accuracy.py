@@ -87,6 +87,7 @@ CONFIGURATIONS = {
         "train.epochs=7",
         "train.teacher=blend",
         "train.teacher_folds=1",
+        "train.teacher_epochs=10",
         "train.teacher_unlabeled=1.0",
     ],
     "distill-5": [
@@ -95,6 +96,7 @@ CONFIGURATIONS = {
         "train.epochs=5",
         "train.teacher=blend",
         "train.teacher_folds=1",
+        "train.teacher_epochs=10",
         "train.teacher_unlabeled=1.0",
     ],  # distill-7 for 5 passes: about 70 minutes, teacher included
     # the same with two folds: each labeled review also learns half from the pair that did not see it
@@ -104,6 +106,7 @@ CONFIGURATIONS = {
         "train.epochs=7",
         "train.teacher=blend",
         "train.teacher_folds=2",
+        "train.teacher_epochs=10",
         "train.teacher_weight=0.5",
         "train.teacher_unlabeled=1.0",
     ],
