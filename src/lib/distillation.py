@@ -66,7 +66,8 @@ def reviews(cfg: config.Config, train: Split, val: Split) -> Reviews:
     says (a seeded share)."""
     splits, _ = data.split_reviews(cfg, test=True, unlabeled=True)
     folder = Path(cfg.paths.raw) / "aclImdb" / "train"
-    _, labels, ids = data.read_reviews(folder)
+    labeled = splits["train"] + splits["val"]  # every labeled training review, read once
+    labels, ids = [label for _, label, _ in labeled], [i for _, _, i in labeled]
     movies = data.read_movies(folder, labels, ids)
 
     def by_row(split: Split, name: str, values: dict) -> list:
