@@ -5,6 +5,7 @@ regression, TF-IDF + logistic regression, and the blend of each seed's LSTM with
     python benchmarks/accuracy.py --seeds 3 at plain-2    # measure these rows, each over 3 seeds
     python benchmarks/accuracy.py                          # the table and the picture from the results file
     python benchmarks/accuracy.py --list                   # the configurations and their overrides
+    python benchmarks/accuracy.py distill-5 --runs R1,R2,R3  # record these runs as the row's seeds
 
 Each configuration is a list of Hydra overrides on the default config (CONFIGURATIONS below). The
 stages that do not depend on the model (download, tokenize, pad, pretrain, baseline, and the
@@ -12,7 +13,10 @@ baseline again with baseline=tfidf) run once per distinct data + pretrain config
 stages' own functions, into benchmarks/.work/accuracy/prepared-<digest>/. A row is `python -m src.repeat --seeds N` on that
 data: repeat k trains and evaluates with train.seed + k * train.ensemble, one child MLflow run
 each, all in one store (benchmarks/.work/accuracy/mlflow.db) with the baseline's run, so
-`python -m src.compare <baseline run> <r1>,<r2>,<r3>` compares a row with the bar. Each seed's
+`python -m src.compare <baseline run> <r1>,<r2>,<r3>` compares a row with the bar. A row too long
+for one session is trained in parts on its prepared data (`python -m src.repeat` from another
+train.seed, or the train and evaluate stages for one seed) and recorded with --runs, which checks
+that each run's params are the row's but for the seed. Each seed's
 LSTM is blended with NB-LR as the blend stage does (weight from validation). Seeds are added to
 benchmarks/results/accuracy.json as rows finish, each with its machine; the picture is
 docs/accuracy.png (test accuracy against training minutes, the bars as horizontal lines).
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides, machine  # noqa: E402
+from pipeline import SHARED_ARCHIVE, SHARED_SHA256, archive_overrides  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "accuracy"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
@@ -99,6 +103,17 @@ CONFIGURATIONS = {
         "train.teacher_epochs=10",
         "train.teacher_unlabeled=1.0",
     ],  # distill-7 for 5 passes: about 70 minutes, teacher included
+    # distill-5's teacher, the student starting from the teacher LSTM's weights: 3 passes
+    "distill-start-3": [
+        "train.adversarial=at",
+        "train.ensemble=1",
+        "train.epochs=3",
+        "train.teacher=blend",
+        "train.teacher_folds=1",
+        "train.teacher_epochs=10",
+        "train.teacher_unlabeled=1.0",
+        "train.teacher_start=true",
+    ],
     # the same with two folds: each labeled review also learns half from the pair that did not see it
     "distill-7-folds-2": [
         "train.adversarial=at",
@@ -176,12 +191,6 @@ def prepared_config(folder: Path, overrides: list[str] = ()):
 
 def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[list[dict], dict]:
     """Each seed's figures of `python -m src.repeat --seeds <seeds>` on the prepared data."""
-    import mlflow
-    import numpy as np
-
-    from src.lib import predictions
-    from src.lib.blending import blended, choose_weight
-
     folder, prep = prepared(overrides)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     shared = [f"paths.{key}={folder / params['paths'][key]}" for key in ("raw", "tokens", "padded", "pretrained")]
@@ -206,7 +215,50 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
         text=True,
     ).stdout
     print(out, end="", flush=True)
-    children = re.search(r"^runs: (.+)$", out, re.M).group(1).split(",")
+    return seed_figures(re.search(r"^runs: (.+)$", out, re.M).group(1).split(","), folder), prep
+
+
+def adopt(name: str, overrides: list[str], run_ids: list[str]) -> tuple[list[dict], dict]:
+    """Each seed's figures of runs already in the store (a long row's seeds trained in several
+    sessions, each by `python -m src.repeat` or the train and evaluate stages on the row's prepared
+    data), once every run's params match the row's config but for its seed (a setting the run
+    does not record must have its default value in the row)."""
+    import mlflow
+
+    from src.lib import config, tracking
+
+    folder, prep = prepared(overrides)
+    wanted = tracking.flat_params(prepared_config(folder, overrides))
+    # A setting newer than a run is absent from its params; it defaults to what came before.
+    default = tracking.flat_params(config.compose([]))
+    ignored = ("train.seed", "paths.model", "paths.reports", "tracking.")
+    client = mlflow.MlflowClient(STORE)
+    seeds = set()
+    for run_id in run_ids:
+        logged = client.get_run(run_id).data.params
+        differ = [
+            f"{key}={logged.get(key, '(not logged)')} (the row's: {value})"
+            for key, value in wanted.items()
+            if not key.startswith(ignored) and logged.get(key, default[key]) != value
+        ]
+        if differ:
+            sys.exit(f"run {run_id} is not a seed of {name}: {', '.join(differ)}")
+        seeds.add(logged["train.seed"])
+    if len(seeds) < len(run_ids):
+        sys.exit(f"the runs of {name} must have distinct seeds, got seeds {sorted(seeds)} for {len(run_ids)} runs")
+    return seed_figures(run_ids, folder), prep
+
+
+def seed_figures(run_ids: list[str], folder: Path) -> list[dict]:
+    """Each run's seed, machine, test and validation accuracy, minutes, and its blend with the prepared
+    folder's NB-LR (the weight chosen on validation, as the blend stage does)."""
+    import mlflow
+    import numpy as np
+
+    from src.lib import predictions
+    from src.lib.blending import blended, choose_weight
+
+    params = yaml.safe_load((folder / "params.yaml").read_text())
     client = mlflow.MlflowClient(STORE)
     mlflow.set_tracking_uri(STORE)  # predictions.from_run reads the global store
     bar = {
@@ -216,16 +268,16 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
         for split in ("val", "test")
     }
     rows = []
-    for child in children:
-        info = client.get_run(child)
-        lstm = {split: predictions.from_run(child, split) for split in ("val", "test")}
+    for run_id in run_ids:
+        info = client.get_run(run_id)
+        lstm = {split: predictions.from_run(run_id, split) for split in ("val", "test")}
         weight = choose_weight(lstm["val"], bar["val"], params["blend"]["weight_step"])
         rows.append(
             {
                 "seed": int(info.data.params["train.seed"]),
-                "run_id": child,
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine(),
+                "run_id": run_id,
+                "when": datetime.fromtimestamp(info.info.end_time / 1000, UTC).isoformat(timespec="seconds"),
+                "machine": recorded_machine(info.data.tags),
                 "test_accuracy": info.data.metrics["test_accuracy"],
                 "val_accuracy": info.data.metrics["best_val_accuracy"],
                 "train_minutes": round((info.info.end_time - info.info.start_time) / 60000, 1),
@@ -236,7 +288,7 @@ def measure(name: str, overrides: list[str], seeds: int, env: dict) -> tuple[lis
                 ),
             }
         )
-    return rows, prep
+    return rows
 
 
 def minutes(row: dict) -> float:
@@ -250,7 +302,16 @@ def summary(seeds: list[dict], key: str) -> tuple[float, float | None]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def recorded_machine(tags: dict) -> dict | None:
+    """The CPU a run recorded (a row's seeds may come from several sessions); None before runs did."""
+    if "cpu" not in tags:
+        return None
+    return {"cpu": tags["cpu"], "avx512": tags["cpu.avx512"] == "yes", "onednn": tags["tensorflow.onednn"]}
+
+
 def cpu_kind(seed: dict) -> str:
+    if seed["machine"] is None:
+        return "cpu not recorded"
     return ("avx512 " if seed["machine"]["avx512"] else "no-avx512 ") + seed["machine"]["cpu"].split()[0]
 
 
@@ -384,6 +445,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="configurations to measure (again: their seeds are replaced)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per configuration (>= 2), default 3")
+    parser.add_argument(
+        "--runs",
+        help="comma-separated runs in the store to record as one named configuration's seeds, instead of "
+        "training it (a long row's seeds, trained in several sessions)",
+    )
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
     parser.add_argument("--archive", default=str(SHARED_ARCHIVE))
     parser.add_argument("--sha256", default=SHARED_SHA256)
@@ -397,13 +463,15 @@ def main() -> None:
         sys.exit(f"unknown configuration(s) {unknown}; see --list")
     if args.seeds < 2:
         sys.exit(f"--seeds must be >= 2 (one seed is a draw, not a result), got {args.seeds}")
+    runs = args.runs.split(",") if args.runs else None
+    if runs and (len(args.names) != 1 or len(runs) < 2):
+        sys.exit("--runs needs one configuration and at least two runs (one seed is a draw, not a result)")
     os.environ["MLFLOW_TRACKING_URI"] = STORE  # the baseline's run (made here) and the rows' runs in one store
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     WORK.mkdir(parents=True, exist_ok=True)
     for name in args.names:
-        seeds, prep = measure(
-            name, [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]], args.seeds, env
-        )
+        overrides = [*archive_overrides(args.archive, args.sha256), *CONFIGURATIONS[name]]
+        seeds, prep = adopt(name, overrides, runs) if runs else measure(name, overrides, args.seeds, env)
         table = json.loads(RESULTS.read_text())  # another invocation's rows too
         table["rows"][name] = {
             "overrides": CONFIGURATIONS[name],

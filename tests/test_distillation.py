@@ -203,6 +203,31 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
     assert 0 < float(served[0]) < 1
 
 
+def test_with_teacher_start_the_student_begins_with_its_teacher_lstms_weights(
+    tmp_path, tiny_cfg, monkeypatch, isolated_tracking
+):
+    cfg = with_archive(tiny_cfg, distinct_archive(tmp_path, {}))
+    cfg = replace(cfg, train=replace(cfg.train, teacher="blend", teacher_epochs=1, teacher_start=True))
+    for stage in (download.download, tokenize.tokenize, pad.pad_splits):
+        stage(cfg)
+    models, starts = {}, {}
+    real_compiled_model = training._compiled_model
+
+    def watched_compiled_model(model_cfg, name, steps, start=None, initial=None):
+        model, trainee = real_compiled_model(model_cfg, name, steps, start, initial)
+        models[name] = model
+        starts[name] = [(w.copy(), t.copy()) for w, t in zip(model.get_weights(), models["teacher_0"].get_weights())]
+        return model, trainee
+
+    monkeypatch.setattr(training, "_compiled_model", watched_compiled_model)
+    train.train(cfg)
+    assert list(models) == ["teacher_0", "imdb_lstm"]
+    # The teacher starts fresh; the student from the teacher's weights as training left them.
+    assert any(not np.array_equal(w, t) for w, t in zip(models["teacher_0"].get_weights(), starts["teacher_0"]))
+    for student, teacher in starts["imdb_lstm"]:
+        np.testing.assert_array_equal(student, teacher)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -212,6 +237,8 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
         (["train.teacher=blend", "train.adversarial=vat"], "use train.adversarial=at"),
         (["train.teacher_temperature=0"], "train.teacher_temperature must be > 0"),
         (["train.teacher_unlabeled=1.5"], r"train.teacher_unlabeled must be in \[0, 1\]"),
+        (["train.teacher_start=true"], "train.teacher_start needs train.teacher=blend and train.teacher_folds=1"),
+        (["train.teacher=blend", "train.teacher_folds=2", "train.teacher_start=true"], "teacher_folds=1"),
     ],
 )
 def test_bad_teacher_settings_are_one_line(overrides, message):

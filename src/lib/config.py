@@ -81,6 +81,7 @@ class TrainConfig:
     teacher_weight: float
     teacher_unlabeled: float
     teacher_temperature: float
+    teacher_start: bool
 
 
 @dataclass
@@ -232,6 +233,11 @@ def _checks(cfg: Config) -> list[tuple[bool, str]]:
         (
             t.teacher == "none" or t.teacher_weight > 0 or t.teacher_unlabeled > 0,
             "train.teacher=blend with train.teacher_weight=0 and train.teacher_unlabeled=0 teaches nothing",
+        ),
+        (
+            not t.teacher_start or (t.teacher != "none" and t.teacher_folds == 1),
+            "train.teacher_start needs train.teacher=blend and train.teacher_folds=1: the student starts "
+            "from the one teacher LSTM, trained on every training review",
         ),
         (
             t.teacher == "none" or t.adversarial != "vat",

@@ -20,7 +20,8 @@ usual part for every model: early stopping and the blend weight.
 The student's targets: a labeled review's is (1 - train.teacher_weight) * label +
 train.teacher_weight * teacher; an unlabeled review's is the teacher's. The teacher's logit is
 divided by train.teacher_temperature first. The student is the plain classifier, trained as
-train.* says (adversarial training on every review it learns from), and is what is saved.
+train.* says (adversarial training on every review it learns from), from fresh weights or, with
+train.teacher_start (K = 1), from the teacher LSTM's, and is what is saved.
 """
 
 from __future__ import annotations

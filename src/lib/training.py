@@ -73,11 +73,18 @@ def _epoch_logger(metrics: tuple[str, ...] = EPOCH_METRICS, prefix: str = ""):
     return EpochLogger()
 
 
-def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings.Pretrained | None = None):
+def _compiled_model(
+    cfg: config.Config,
+    name: str,
+    steps: int,
+    start: embeddings.Pretrained | None = None,
+    initial: list[np.ndarray] | None = None,
+):
     """(the model, what fits it): a new model, seeded by train.seed (Python, NumPy and
     TensorFlow), its Embedding (and with a language model, its LSTM) started from the pretrain
-    stage's weights when given, compiled to train for `steps` batches in all; fitted as it is,
-    or with train.adversarial (at, vat) through an AdversarialTrainer that holds it."""
+    stage's weights when given, or all its weights from `initial` (a teacher's), compiled to train
+    for `steps` batches in all; fitted as it is, or with train.adversarial (at, vat) through an
+    AdversarialTrainer that holds it."""
     import keras
 
     from src.lib.model import build_model  # imports Keras: deferred with it
@@ -100,6 +107,8 @@ def _compiled_model(cfg: config.Config, name: str, steps: int, start: embeddings
         model.get_layer("embedding").set_weights([start.vectors])
         if start.lstm is not None:
             model.get_layer("bidirectional_lstm" if cfg.model.bidirectional else "lstm").set_weights(start.lstm)
+    if initial is not None:
+        model.set_weights(initial)
     learning_rate = cfg.train.learning_rate
     if cfg.train.lr_schedule == "cosine":
         # Large steps early, small ones as the epoch cap nears: later epochs refine instead of
@@ -145,9 +154,11 @@ def _fit_member(
     verbose: int,
     start: embeddings.Pretrained | None,
     unlabeled: np.ndarray | None,
+    initial: list[np.ndarray] | None = None,
 ):
-    """One model trained with its own seed and early stopping (then refitted if train.refit):
-    the model, its per-epoch rows and its validation probabilities before any refit."""
+    """One model trained with its own seed and early stopping (then refitted if train.refit),
+    from `initial` weights when given: the model, its per-epoch rows and its validation
+    probabilities before any refit."""
     import keras
     import mlflow
 
@@ -164,7 +175,7 @@ def _fit_member(
             )
         )
     steps_per_epoch = math.ceil(len(train.x) / cfg.train.batch_size)
-    model, trainee = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start)
+    model, trainee = _compiled_model(cfg, name, steps_per_epoch * cfg.train.epochs, start, initial)
     trainee.fit(
         batches.training_dataset(train.x, train.y, cfg.train, unlabeled),
         validation_data=batches.prediction_dataset(val.x, val.y, cfg.train),
@@ -180,7 +191,7 @@ def _fit_member(
         refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
         refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
-        model, trainee = _compiled_model(cfg, name, refit_steps, start)
+        model, trainee = _compiled_model(cfg, name, refit_steps, start, initial)
         trainee.fit(
             batches.training_dataset(
                 np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), cfg.train, unlabeled
@@ -211,8 +222,9 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
                 "train.adversarial=vat needs unlabeled reviews (the archive's train/unsup), and the "
                 "tokenize stage found none: use the official archive, or train.adversarial=at"
             )
+    teacher_weights = None  # with train.teacher_start, where each member starts
     if cfg.train.teacher != "none":
-        train = _taught(cfg, train, val, start=start, verbose=verbose)
+        train, teacher_weights = _taught(cfg, train, val, start=start, verbose=verbose)
     members, histories, probabilities = [], [], []
     for k in range(cfg.train.ensemble):
         member_cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + k))
@@ -226,6 +238,7 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
             start=start,
             name=f"member_{k}" if cfg.train.ensemble > 1 else "imdb_lstm",
             unlabeled=unlabeled,
+            initial=teacher_weights,
         )
         members.append(model)
         histories.append(rows)
@@ -239,10 +252,11 @@ def fit(cfg: config.Config, train: Split, val: Split, *, callbacks: list = (), v
 
 def _taught(
     cfg: config.Config, train: Split, val: Split, *, start: embeddings.Pretrained | None, verbose: int
-) -> Split:
+) -> tuple[Split, list[np.ndarray] | None]:
     """The student's training split: the labeled training reviews and the transfer set with the
-    teacher's targets (src.lib.distillation). The teacher's LSTMs log their epochs under
-    `teacher<k>_`; its figures and seconds go to the active run."""
+    teacher's targets (src.lib.distillation); and with train.teacher_start, the teacher LSTM's
+    weights. The teacher's LSTMs log their epochs under `teacher<k>_`; its figures and seconds
+    go to the active run."""
     import mlflow
 
     started = time.perf_counter()
@@ -250,6 +264,7 @@ def _taught(
     reviews = distillation.reviews(cfg, train, val)
     fold = distillation.folds(train.y, t.teacher_folds, t.seed, reviews.train_movies)
     teacher_cfg = replace(cfg, train=replace(t, teacher="none", refit=False, ensemble=1, epochs=t.teacher_epochs))
+    teacher_weights = []
 
     def fit_predict(k: int, rows: np.ndarray, held: np.ndarray):
         model, _, p_val = _fit_member(
@@ -263,13 +278,15 @@ def _taught(
             start=start,
             unlabeled=None,
         )
+        if t.teacher_start:  # one fold: the one teacher LSTM
+            teacher_weights.append(model.get_weights())
         return _predict(model, train.x[held], t), p_val, _predict(model, reviews.transfer.x, t)
 
     lstm = distillation.out_of_fold(fold, t.teacher_folds, fit_predict)
     ngram = distillation.ngram_view(cfg.baseline, reviews, train.y, fold, t.teacher_folds)
     student, summary = distillation.student_split(cfg, train, val, reviews.transfer, lstm, ngram)
     mlflow.log_metrics(summary | {"teacher_seconds": round(time.perf_counter() - started, 1)})
-    return student
+    return student, (teacher_weights[0] if teacher_weights else None)
 
 
 def _predict(model, x: np.ndarray, cfg: config.TrainConfig) -> np.ndarray:
