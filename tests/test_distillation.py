@@ -203,29 +203,38 @@ def test_no_validation_or_test_review_reaches_a_teacher_and_the_student_is_the_p
     assert 0 < float(served[0]) < 1
 
 
-def test_with_teacher_start_the_student_begins_with_its_teacher_lstms_weights(
+def test_with_teacher_start_each_member_and_its_refit_begin_with_the_teacher_lstms_weights(
     tmp_path, tiny_cfg, monkeypatch, isolated_tracking
 ):
     cfg = with_archive(tiny_cfg, distinct_archive(tmp_path, {}))
-    cfg = replace(cfg, train=replace(cfg.train, teacher="blend", teacher_epochs=1, teacher_start=True))
+    cfg = replace(
+        cfg,
+        train=replace(cfg.train, teacher="blend", teacher_epochs=1, teacher_start=True, ensemble=2, refit=True),
+    )
     for stage in (download.download, tokenize.tokenize, pad.pad_splits):
         stage(cfg)
-    models, starts = {}, {}
+    built = []  # (name, the model, its weights as built, the teacher's weights then)
     real_compiled_model = training._compiled_model
 
     def watched_compiled_model(model_cfg, name, steps, start=None, initial=None):
         model, trainee = real_compiled_model(model_cfg, name, steps, start, initial)
-        models[name] = model
-        starts[name] = [(w.copy(), t.copy()) for w, t in zip(model.get_weights(), models["teacher_0"].get_weights())]
+        teacher_now = built[0][1].get_weights() if built else None
+        built.append((name, model, [w.copy() for w in model.get_weights()], teacher_now))
         return model, trainee
 
     monkeypatch.setattr(training, "_compiled_model", watched_compiled_model)
     train.train(cfg)
-    assert list(models) == ["teacher_0", "imdb_lstm"]
-    # The teacher starts fresh; the student from the teacher's weights as training left them.
-    assert any(not np.array_equal(w, t) for w, t in zip(models["teacher_0"].get_weights(), starts["teacher_0"]))
-    for student, teacher in starts["imdb_lstm"]:
-        np.testing.assert_array_equal(student, teacher)
+    assert [name for name, *_ in built] == ["teacher_0", "member_0", "member_0", "member_1", "member_1"]
+    teacher_model, teacher_start = built[0][1], built[0][2]
+    teacher_end = teacher_model.get_weights()
+    assert len(teacher_end) == len(teacher_start)
+    assert any(not np.array_equal(end, begin) for end, begin in zip(teacher_end, teacher_start))  # it trained
+    for _, _, weights, teacher_then in built[1:]:  # both members, fitted and refitted
+        assert len(weights) == len(teacher_end)
+        for student, teacher in zip(weights, teacher_end):
+            np.testing.assert_array_equal(student, teacher)
+        for before, after in zip(teacher_then, teacher_end):
+            np.testing.assert_array_equal(before, after)  # the teacher, as its training left it
 
 
 @pytest.mark.parametrize(

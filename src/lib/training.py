@@ -187,7 +187,8 @@ def _fit_member(
     p_val = batches.predict(model, val.x, cfg.train)
     if cfg.train.refit:
         # Validation has chosen the epoch count; the final model learns from the validation
-        # reviews too (data.val_fraction more data), from the same seed, for that many epochs.
+        # reviews too (data.val_fraction more data), from the same seed and starting weights,
+        # for that many epochs.
         refit_epochs = kept_epoch(logger.rows, cfg.train.patience)
         refit_logger = _epoch_logger(("loss", "accuracy"), prefix=prefix + "refit_")
         refit_steps = math.ceil((len(train.x) + len(val.x)) / cfg.train.batch_size) * refit_epochs
